@@ -1,0 +1,3 @@
+from vidsage_core.cli import main
+
+raise SystemExit(main())
