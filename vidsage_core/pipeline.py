@@ -1,0 +1,296 @@
+"""``vidsage run``: load -> split -> graph -> train -> embed -> evaluate, on any YouTube-8M data.
+
+The protocol (the same for every row of Table 2):
+
+* videos are split by a hash of their id (``data.split_by_id``): bucket 0 is the test set, the
+  rest ("train+val") is what every method may see; defaults elsewhere were chosen on bucket 1.
+* ``raw-*`` rows: downstream heads on the L2-normalised features.
+* ``sgc-*`` rows (beyond the paper): the same heads on ``[x, ½x + ½·mean_kNN(x)]``, a non-learned
+  smoothing over the 25 nearest train+val videos; a learned GNN earns its place only by beating it.
+* ``litevidsage-*`` / ``vidsage-*`` rows: the GNN is trained unsupervised on the graph of the
+  train+val videos; test videos are never in that graph: they are attached inductively
+  (``infer.embed_unseen``) exactly as a new video would be, then the heads are fitted on the
+  train+val embeddings and scored on the test embeddings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as _dt
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vidsage_core import paths
+from vidsage_core.utils import load_json, resolve_device, save_json
+
+VARIANT_METHOD = {"raw": "raw", "sgc": "sgc", "lite": "litevidsage", "vidsage": "vidsage"}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything ``vidsage run`` needs; saved as ``config.json`` beside the results."""
+
+    data: str = paths.YT8M_2018_GLOB  # TFRecord directory, file or glob
+    out: str = str(paths.RUNS / "yt8m")
+    dataset: str = "youtube8m-2018-sample"  # provenance label in tables
+    level: str = "video"  # "video" or "frame" TFRecords
+    variants: tuple[str, ...] = ("lite", "vidsage")
+    # Object source for the VidSage graph. The shared YouTube-8M shards have no pixels and no
+    # detections, so the default is a proxy concept set from the audio features (named as such).
+    objects: str = "proxy-audio"
+    seeds: tuple[int, ...] = (0, 1, 2)
+    epochs: int | None = None  # None: the training module's measured default
+    max_videos: int | None = None  # first N videos in file order (None: all)
+    device: str = "auto"
+    heads: tuple[str, ...] = ("logistic", "hinge", "moe")
+    modality: str = "rgb+audio"
+    sgc_k: int = 25  # neighbours averaged by the non-learned smoothing baseline
+    baselines: bool = True  # raw-* and sgc-* rows
+    on_error: str = "skip"  # bad records are skipped and reported in provenance
+    train_overrides: dict = field(default_factory=dict)  # extra TrainConfig fields
+    head_overrides: dict = field(default_factory=dict)  # extra HeadConfig fields
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=paths.ROOT,
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def load_videos(data: str, level: str = "video", max_videos: int | None = None,
+                on_error: str = "skip", progress: bool = True):
+    """Read TFRecords (directory, file or glob) into a VideoSet, optionally the first N videos."""
+    from vidsage_core.data import read_tfrecords
+
+    videos = read_tfrecords(data, level=level, on_error=on_error, progress=progress,
+                            keep_frames=(level == "frame"))
+    if max_videos is not None and max_videos < len(videos):
+        videos = videos.subset(np.arange(max_videos))
+    return videos
+
+
+def sgc_features(x_trainval: np.ndarray, x_test: np.ndarray, k: int = 25,
+                 device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """The non-learned smoothing baseline: ``[x, ½x + ½·mean of x over its k nearest videos]``.
+
+    Neighbours are always train+val videos (a video is never its own neighbour, and test videos
+    never see each other), exactly the information the GNN variants get.
+
+    Returns:
+        float32 ``[N, 2D]`` for train+val and ``[M, 2D]`` for test.
+    """
+    from vidsage_core.graph import knn
+
+    _, idx_tv = knn(x_trainval, k, device=device)
+    _, idx_te = knn(x_trainval, k, queries=x_test, exclude_self=False, device=device)
+
+    def smooth(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        valid = idx >= 0
+        nb = x_trainval[np.where(valid, idx, 0)] * valid[..., None]
+        mean = nb.sum(1) / np.maximum(valid.sum(1, keepdims=True), 1)
+        return np.concatenate([x, 0.5 * x + 0.5 * mean], axis=1).astype(np.float32)
+
+    return smooth(x_trainval, idx_tv), smooth(x_test, idx_te)
+
+
+def build_variant_graph(variant: str, videos, x: np.ndarray, rows: np.ndarray, objects: str,
+                        out_dir: Path, device: str = "auto", progress: bool = True):
+    """The training graph of one variant over ``rows`` (train+val), cached in ``out_dir``.
+
+    Returns:
+        (VideoGraph, object sets of all videos or None, the fitted object source or None).
+    """
+    import pickle
+
+    from vidsage_core.graph import VideoGraph, lite_graph, vidsage_graph
+    from vidsage_core.objects import get_object_source
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    graph_path, source_path = out_dir / "graph.pt", out_dir / "object_source.pkl"
+    object_sets, source = None, None
+    if variant == "vidsage":
+        if source_path.exists():
+            source = pickle.loads(source_path.read_bytes())
+        else:
+            source = get_object_source(objects)
+            if hasattr(source, "fit"):  # proxies and codebooks learn from train+val videos only
+                source.fit(videos, rows)
+            source_path.write_bytes(pickle.dumps(source))
+        object_sets = source.object_sets(videos)
+    if graph_path.exists():
+        return VideoGraph.load(graph_path), object_sets, source
+    if variant == "lite":
+        graph = lite_graph(x[rows], device=device, progress=progress)
+    elif variant == "vidsage":
+        graph = vidsage_graph(x[rows], [object_sets[i] for i in rows],
+                              object_source=source.name, device=device, progress=progress)
+    else:
+        raise ValueError(f"unknown variant {variant!r}; expected 'lite' or 'vidsage'")
+    graph.save(graph_path)
+    return graph, object_sets, source
+
+
+def _row(variant: str, head: str, seed: int, metrics: dict, object_source: str | None = None,
+         train_seconds: float | None = None) -> dict:
+    keys = ("gap", "hit_at_one", "perr", "map", "mean_ap", "bucketed_map", "top1", "top5")
+    row = {"method": f"{VARIANT_METHOD[variant]}-{head}", "variant": variant, "head": head,
+           "seed": int(seed), "object_source": object_source}
+    row.update({k: float(metrics[k]) for k in keys})
+    row["fit_seconds"] = float(metrics.get("fit_seconds", float("nan")))
+    row["train_seconds"] = train_seconds
+    return row
+
+
+def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool = True) -> dict:
+    """Run the whole protocol and write ``config.json`` and ``metrics.json`` in ``config.out``.
+
+    Args:
+        config: what to run.
+        videos: an already loaded VideoSet (e.g. a synthetic or action-recognition stand-in);
+            default: read ``config.data``.
+        split: a ``data.Split`` to use instead of the hash split (official splits of other
+            datasets); its ``train`` and ``val`` rows are the train+val set.
+        progress: tqdm bars.
+
+    Returns:
+        The content of ``metrics.json``: ``{"rows": [...], "provenance": {...}}``.
+    """
+    from vidsage_core.data import split_by_id
+    from vidsage_core.evaluate import HeadConfig, evaluate_head
+    from vidsage_core.infer import train_and_embed
+    from vidsage_core.train import TrainConfig
+
+    t_start = time.perf_counter()
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(config.device)
+    save_json({**dataclasses.asdict(config), "resolved_device": device}, out / "config.json")
+    if videos is None:
+        videos = load_videos(config.data, config.level, config.max_videos, config.on_error,
+                             progress)
+    if len(videos) < 10:
+        raise ValueError(f"{config.data}: only {len(videos)} readable videos; need at least 10")
+    videos.save(out / "data")
+    split_rule = "given (official split)" if split is not None else \
+        "md5(id) % 5: bucket 0 test, 1 val, 2-4 train"
+    split = split if split is not None else split_by_id(videos.ids)
+    trainval = np.sort(np.concatenate([split.train, split.val])).astype(np.int64)
+    test = np.sort(split.test).astype(np.int64)
+    if len(trainval) == 0 or len(test) == 0:
+        raise ValueError(f"empty split: {len(trainval)} train+val and {len(test)} test videos")
+    save_json({"trainval": trainval, "test": test}, out / "split.json")
+    x = videos.features(config.modality, normalize=True)
+    y = videos.labels.tocsr()
+    y_tv, y_te = y[trainval], y[test]
+    rows: list[dict] = []
+
+    def heads_on(variant, f_tv, f_te, seed, object_source=None, train_seconds=None):
+        for head in config.heads:
+            hc = HeadConfig(**{"seed": seed, "device": device, **config.head_overrides})
+            m = evaluate_head(head, f_tv, y_tv, f_te, y_te, hc, progress=False)
+            rows.append(_row(variant, head, seed, m, object_source, train_seconds))
+            r = rows[-1]
+            print(f"  {r['method']:<24} seed {seed}: GAP {r['gap']:.4f}  hit@1 "
+                  f"{r['hit_at_one']:.4f}  PERR {r['perr']:.4f}  mAP@20 {r['map']:.4f}", flush=True)
+            save_json({"rows": rows, "provenance": provenance}, out / "metrics.json")
+
+    provenance = {
+        "dataset": config.dataset,
+        "source": videos.source,
+        "synthetic": bool(videos.synthetic),
+        "num_videos": int(len(videos)),
+        "split": {"train": int(len(split.train)), "val": int(len(split.val)),
+                  "test": int(len(test))},
+        "split_rule": split_rule,
+        "num_classes": int(videos.num_classes),
+        "num_classes_evaluated": int((np.asarray(y_te.sum(0)).ravel() > 0).sum()),
+        "single_label": bool((np.diff(y.indptr) <= 1).all()),
+        "modality": config.modality,
+        "feature_dim": int(x.shape[1]),
+        "seeds": list(config.seeds),
+        "device": device,
+        "git_commit": git_commit(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "skipped": videos.skipped.counts() if videos.skipped is not None else {},
+    }
+    if config.baselines:
+        print(f"[run] baselines on {len(trainval)} train+val / {len(test)} test videos", flush=True)
+        f_tv, f_te = sgc_features(x[trainval], x[test], config.sgc_k, device)
+        for seed in config.seeds:
+            heads_on("raw", x[trainval], x[test], seed)
+            heads_on("sgc", f_tv, f_te, seed)
+    for variant in config.variants:
+        vdir = out / variant
+        graph, object_sets, source = build_variant_graph(
+            variant, videos, x, trainval, config.objects, vdir, device, progress)
+        attach = {}
+        if object_sets is not None:
+            attach = {"objects_train": [object_sets[i] for i in trainval],
+                      "objects_new": [object_sets[i] for i in test]}
+        source_name = source.name if source is not None else None
+        for seed in config.seeds:
+            fields = {"seed": seed, "device": device, **config.train_overrides}
+            if config.epochs is not None:
+                fields["epochs"] = config.epochs
+            tconf = TrainConfig(**fields)
+            print(f"[run] {VARIANT_METHOD[variant]} seed {seed}: training on "
+                  f"{graph.num_nodes} nodes", flush=True)
+            t0 = time.perf_counter()
+            z_tv, z_te, _ = train_and_embed(x[trainval], graph, x[test], tconf,
+                                            vdir / f"seed{seed}", attach, progress=progress)
+            heads_on(variant, z_tv, z_te, seed, source_name, time.perf_counter() - t0)
+    provenance["total_seconds"] = time.perf_counter() - t_start
+    metrics = {"rows": rows, "provenance": provenance}
+    save_json(metrics, out / "metrics.json")
+    return metrics
+
+
+def load_metrics(run_dir: str | Path) -> dict:
+    """The ``metrics.json`` of a run directory."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `vidsage run --out {run_dir}` first")
+    return load_json(path)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    d = RunConfig()
+    parser.add_argument("--data", default=d.data,
+                        help="TFRecords: directory, file or glob (default: the embedded YouTube-8M sample)")
+    parser.add_argument("--out", default=d.out, help="run directory (default: %(default)s)")
+    parser.add_argument("--dataset", default=d.dataset, help="name recorded in provenance")
+    parser.add_argument("--level", choices=("video", "frame"), default=d.level)
+    parser.add_argument("--variant", choices=("lite", "vidsage", "all", "none"), default="all",
+                        help="GNN variants to train (default: all)")
+    parser.add_argument("--objects", default=d.objects,
+                        help="object source for VidSage: detections:PATH, frame-codebook, "
+                             "proxy-audio, proxy-rgb, proxy-subspace, imagenet-tagger (default: %(default)s)")
+    parser.add_argument("--seeds", type=int, default=len(d.seeds), help="number of seeds (0, 1, ...)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: TrainConfig's)")
+    parser.add_argument("--heads", nargs="+", default=list(d.heads),
+                        help="downstream heads (default: %(default)s)")
+    parser.add_argument("--max-videos", type=int, default=None, help="use only the first N videos")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    parser.add_argument("--no-baselines", action="store_true", help="skip the raw-* and sgc-* rows")
+    parser.add_argument("--on-error", choices=("skip", "raise"), default=d.on_error,
+                        help="bad records: skip and report (default) or stop at the first")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    variants = {"all": ("lite", "vidsage"), "none": ()}.get(args.variant, (args.variant,))
+    config = RunConfig(data=args.data, out=args.out, dataset=args.dataset, level=args.level,
+                       variants=variants, objects=args.objects,
+                       seeds=tuple(range(args.seeds)), epochs=args.epochs,
+                       heads=tuple(args.heads), max_videos=args.max_videos, device=args.device,
+                       baselines=not args.no_baselines, on_error=args.on_error)
+    metrics = run(config)
+    print(f"\nwrote {Path(args.out) / 'metrics.json'} ({len(metrics['rows'])} rows, "
+          f"{metrics['provenance']['total_seconds']:.0f} s)")
+    return 0

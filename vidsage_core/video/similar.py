@@ -1,0 +1,289 @@
+"""``vidsage similar`` and Table 1's latency: one new video against a trained run (§3.5)."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from vidsage_core import paths
+from vidsage_core.utils import load_json, resolve_device
+from vidsage_core.video.decode import VideoDecodeError, probe_video
+from vidsage_core.video.encoder import FEATURE_DIM, FrameEncoder
+from vidsage_core.video.ingest import AUDIO_DIM, IngestConfig, VideoFeatures, process_video, sync_device
+from vidsage_core.video.tagging import ImageNetTagger
+
+RUN_FILES = ("model.pt", "features.npy", "graph.pt", "ids.npy", "embeddings.npy")
+
+
+@dataclass
+class RunArtifacts:
+    """What ``similar`` needs from a trained run (see :func:`load_run_artifacts`).
+
+    Attributes:
+        run_dir, variant: where it came from.
+        config: ``RUN_DIR/config.json`` (empty when absent).
+        model: the trained GNN (eval mode).
+        features: float32 ``[N, D]`` L2-normalised node features the GNN was trained on.
+        graph: the training ``VideoGraph``; its ``meta`` holds the attachment rule (``k``,
+            ``tau``; ``alpha``, ``beta`` for VidSage) that ``infer`` reuses.
+        ids: ``[N]`` video ids.
+        embeddings: float32 ``[N, d']`` the run's embeddings of the training videos.
+        labels: CSR ``[N, C]`` or None.
+        object_sets: ``[N]`` object sets (VidSage graphs) or None (LiteVidSage).
+    """
+
+    run_dir: Path
+    variant: str
+    config: dict
+    model: Any
+    features: np.ndarray
+    graph: Any
+    ids: np.ndarray
+    embeddings: np.ndarray
+    labels: Any = None
+    object_sets: list[frozenset[str]] | None = None
+
+    def embedder(self, device: str = "auto"):
+        """An ``infer.InductiveEmbedder`` over this run (builds the neighbour index once)."""
+        from vidsage_core.infer import InductiveEmbedder
+
+        return InductiveEmbedder(self.model, self.features, self.graph, self.object_sets, device=device)
+
+
+def load_run_artifacts(run_dir: str | Path, variant: str = "vidsage", device: str = "cpu") -> RunArtifacts:
+    """Load a trained run for inductive inference of new videos.
+
+    Layout read (``V = RUN_DIR/<variant>``, or ``RUN_DIR`` itself when it holds ``model.pt``):
+
+    * ``RUN_DIR/config.json`` (optional);
+    * ``V/model.pt`` (``train.load_model``), ``V/features.npy`` float32 ``[N, D]`` (the
+      L2-normalised node features), ``V/graph.pt`` (``VideoGraph.save``; ``meta`` has the graph
+      rule), ``V/ids.npy`` ``[N]`` str, ``V/embeddings.npy`` float32 ``[N, d']``;
+    * optional ``V/labels.npz`` (``scipy.sparse.save_npz``, ``[N, C]``) and ``V/objects.json``
+      (``[N]`` lists of object labels; required for a VidSage graph).
+
+    Raises:
+        FileNotFoundError: naming the first missing file. ValueError: sizes disagree.
+    """
+    import scipy.sparse as sp
+
+    from vidsage_core.graph import VideoGraph
+    from vidsage_core.train import load_model
+
+    run_dir = Path(run_dir)
+    vdir = run_dir / variant
+    if not (vdir / "model.pt").is_file() and (run_dir / "model.pt").is_file():
+        vdir = run_dir
+    for name in RUN_FILES:
+        if not (vdir / name).is_file():
+            raise FileNotFoundError(f"run {run_dir} (variant {variant!r}): missing {vdir / name}")
+    config = load_json(run_dir / "config.json") if (run_dir / "config.json").is_file() else {}
+    labels = sp.load_npz(vdir / "labels.npz").tocsr() if (vdir / "labels.npz").is_file() else None
+    objects = None
+    if (vdir / "objects.json").is_file():
+        objects = [frozenset(map(str, o)) for o in load_json(vdir / "objects.json")]
+    ids = np.load(vdir / "ids.npy", allow_pickle=False)
+    features = np.ascontiguousarray(np.load(vdir / "features.npy"), dtype=np.float32)
+    embeddings = np.load(vdir / "embeddings.npy").astype(np.float32, copy=False)
+    graph = VideoGraph.load(vdir / "graph.pt")
+    sizes = {"ids": len(ids), "features": features.shape[0], "embeddings": embeddings.shape[0],
+             "graph nodes": graph.num_nodes}
+    if labels is not None:
+        sizes["labels"] = labels.shape[0]
+    if objects is not None:
+        sizes["objects"] = len(objects)
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"run {vdir}: sizes disagree: {sizes}")
+    return RunArtifacts(run_dir, variant, config, load_model(vdir, device=device), features, graph, ids,
+                        embeddings, labels, objects)
+
+
+def query_feature(vf: VideoFeatures, dim: int, path: str | Path = "") -> np.ndarray:
+    """The new video's node feature in a run's feature space.
+
+    Args:
+        vf: the processed video.
+        dim: the run's feature width: 1280 (``rgb``) or 1408 (``rgb+audio``: ingested audio is
+            zeros, so the L2-normalised vector is ``[f_v, 0]``).
+        path: named in errors.
+
+    Returns:
+        float32 ``[dim]``.
+    """
+    if dim == FEATURE_DIM:
+        return vf.feature
+    if dim == FEATURE_DIM + AUDIO_DIM:
+        return np.concatenate([vf.feature, np.zeros(AUDIO_DIM, np.float32)])
+    raise ValueError(f"{path}: the run's node features are {dim}-d but a raw video gives {FEATURE_DIM}-d (rgb) "
+                     f"or {FEATURE_DIM + AUDIO_DIM}-d (rgb+audio) EfficientNet-Lite0 features; a run trained on "
+                     "YouTube-8M's 1024-d Inception features cannot place a raw video")
+
+
+def embed_new_video(vf: VideoFeatures, embedder: Any, path: str | Path = "") -> dict[str, Any]:
+    """Attach one processed video to a run's graph and embed it inductively (§3.5).
+
+    Args:
+        vf: the processed video (its ``objects`` are used when the graph has object edges).
+        embedder: an ``infer.InductiveEmbedder`` (:meth:`RunArtifacts.embedder`).
+        path: named in errors.
+
+    Returns:
+        ``embedding`` float32 ``[d']``, ``edges`` (attachment edges), ``attach_s`` (kNN search +
+        object-index look-up) and ``gnn_s`` (the GNN on the new node's computation subgraph).
+    """
+    x = query_feature(vf, embedder.x_train.shape[1], path)[None]
+    t0 = time.perf_counter()
+    edges = embedder.attachment_edges(x, [vf.objects] if embedder.use_objects else None)
+    t1 = time.perf_counter()
+    z = embedder.embed_attached(x, *edges)
+    sync_device(embedder.device)
+    return {"embedding": z[0], "edges": int(len(edges[0])), "attach_s": t1 - t0,
+            "gnn_s": time.perf_counter() - t1}
+
+
+def nearest_videos(z: np.ndarray, art: RunArtifacts, k: int = 10) -> list[dict[str, Any]]:
+    """The ``k`` training videos whose embeddings have the highest cosine with ``z``.
+
+    Returns:
+        One dict per hit, best first: ``rank``, ``video_id``, ``cosine``, ``labels`` (class
+        indices), ``objects`` (or None).
+    """
+    e = np.asarray(art.embeddings, dtype=np.float32)
+    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+    sims = e @ (z / max(float(np.linalg.norm(z)), 1e-12))
+    out = []
+    for rank, i in enumerate(np.argsort(-sims, kind="stable")[:k], start=1):
+        out.append({"rank": rank, "video_id": str(art.ids[i]), "cosine": float(sims[i]),
+                    "labels": art.labels[i].indices.tolist() if art.labels is not None else [],
+                    "objects": sorted(art.object_sets[i]) if art.object_sets is not None else None})
+    return out
+
+
+def _label_names(num_classes: int | None) -> dict[int, str]:
+    """YouTube-8M class names when the run's labels use its vocabulary (3862 classes)."""
+    if num_classes != 3862 or not paths.VOCABULARY.is_file():
+        return {}
+    from vidsage_core.data import load_vocabulary
+
+    vocab = load_vocabulary()
+    return dict(zip(vocab["Index"].astype(int), vocab["Name"].astype(str)))
+
+
+def add_similar_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``vidsage similar FILE --run RUN_DIR``."""
+    d = IngestConfig()
+    parser.add_argument("file", metavar="FILE", help="a video file")
+    parser.add_argument("--run", required=True, metavar="RUN_DIR", help="a trained run directory")
+    parser.add_argument("--variant", default="vidsage", help="run sub-directory (default %(default)s)")
+    parser.add_argument("--k", type=int, default=10, help="neighbours to list (default %(default)s)")
+    parser.add_argument("--rate", type=float, default=d.rate, help="sampled frames per second (default %(default)s)")
+    parser.add_argument("--max-frames", type=int, default=d.max_frames, help="(default %(default)s)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default %(default)s)")
+    parser.add_argument("--top-k", type=int, default=d.top_k,
+                        help="labels per frame; use the ingest's value (default %(default)s)")
+    parser.add_argument("--min-score", type=float, default=d.min_score,
+                        help="minimum label score; use the ingest's value (default %(default)s)")
+
+
+def similar_command(args: argparse.Namespace) -> int:
+    """``vidsage similar``: print the new video's objects and its nearest training videos."""
+    device = resolve_device(args.device)
+    path = Path(args.file)
+    art = load_run_artifacts(args.run, args.variant)
+    encoder = FrameEncoder(device)
+    tagger = ImageNetTagger(args.top_k, args.min_score, encoder=encoder) if art.object_sets is not None else None
+    try:
+        vf = process_video(path, encoder, tagger, args.rate, args.max_frames)
+    except VideoDecodeError as e:
+        print(f"error: {e}")
+        return 1
+    out = embed_new_video(vf, art.embedder(device), path)
+    hits = nearest_videos(out["embedding"], art, args.k)
+    names = _label_names(art.labels.shape[1] if art.labels is not None else None)
+    objects = ", ".join(sorted(vf.objects)) if tagger is not None else "(not used by this variant)"
+    print(f"{path.name}: {len(vf.timestamps)} frames at {args.rate:g} fps; objects: {objects or '-'}; "
+          f"attached to {out['edges']} training videos")
+    print(f"nearest {len(hits)} of {len(art.ids)} videos in {args.run} ({args.variant}):")
+    for h in hits:
+        labels = ", ".join(names.get(c, str(c)) for c in h["labels"]) or "-"
+        print(f"{h['rank']:>3}  {h['cosine']:.3f}  {h['video_id']}  [{labels}]")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# latency (Table 1)
+# --------------------------------------------------------------------------------------------
+def latency_breakdown(video_path: str | Path, run_dir: str | Path | None = None, rate: float = 1.0,
+                      device: str = "auto", repeats: int = 3, variants: Sequence[str] = ("lite", "vidsage"),
+                      top_k: int = 3, min_score: float = 0.1, warmup: int = 2) -> dict[str, Any]:
+    """Seconds per stage to turn one clip into a representation; medians over ``repeats``.
+
+    Stages: ``decode`` (PyAV + resize/crop of the sampled frames), ``features``
+    (EfficientNet-Lite0 on them, logits included), ``objects`` (ImageNet tags from those
+    logits: it shares the CNN pass, unlike the paper's separate detector, so it is cheap), and,
+    with ``run_dir``, per variant found there: ``attach_<v>`` (kNN + object look-up) and
+    ``gnn_<v>`` (the GNN on the new node's subgraph). Set-up is not latency: model loading, the
+    run's neighbour index, and ``warmup`` untimed runs (PyTorch's first CPU passes at a new
+    shape are several times slower than the steady state).
+
+    Totals: ``total_lite_s`` = decode + features (+ attach/gnn of ``lite``);
+    ``total_vidsage_s`` = decode + features + objects (+ attach/gnn of ``vidsage``). Without
+    ``run_dir`` (or for a variant missing from it) a total stops before the graph stages;
+    ``gnn_timed`` lists the variants whose graph stages were timed.
+
+    Args:
+        video_path: the clip (Table 1: 5 s).
+        run_dir: a trained run (:func:`load_run_artifacts` layout) or None.
+        rate: sampled frames per second.
+        device: "auto", "cpu" or "cuda".
+        repeats: timed runs; medians are reported.
+        variants: run sub-directories to time (missing ones are skipped).
+        top_k, min_score: the ImageNet tagger's rule.
+        warmup: untimed runs first.
+
+    Returns:
+        dict with ``device``, ``torch_threads``, ``clip``, ``duration_s``, ``frames``, ``rate``,
+        ``repeats``, ``<stage>_s`` medians, ``total_lite_s``, ``total_vidsage_s``,
+        ``gnn_timed`` and ``runs`` (every timed run's raw seconds).
+    """
+    import torch
+
+    path = Path(video_path)
+    dev = resolve_device(device)
+    encoder = FrameEncoder(dev)
+    tagger = ImageNetTagger(top_k, min_score, encoder=encoder)
+    embedders = {}
+    if run_dir is not None:
+        for v in variants:
+            try:
+                embedders[v] = load_run_artifacts(run_dir, v).embedder(dev)
+            except FileNotFoundError:
+                continue
+        if not embedders:
+            raise FileNotFoundError(f"run {run_dir}: none of the variants {list(variants)} has the files {RUN_FILES}")
+    runs: list[dict[str, float]] = []
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    for i in range(warmup + repeats):
+        vf = process_video(path, encoder, tagger, rate, None)
+        t = dict(vf.timings)
+        for v, emb in embedders.items():
+            out = embed_new_video(vf, emb, path)
+            t[f"attach_{v}"], t[f"gnn_{v}"] = out["attach_s"], out["gnn_s"]
+        if i >= warmup:
+            runs.append(t)
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    base = med["decode"] + med["features"]
+    totals = {"total_lite_s": base + med.get("attach_lite", 0.0) + med.get("gnn_lite", 0.0),
+              "total_vidsage_s": base + med["objects"] + med.get("attach_vidsage", 0.0) + med.get("gnn_vidsage", 0.0)}
+    name = dev if not dev.startswith("cuda") else f"{dev} ({torch.cuda.get_device_name(torch.device(dev))})"
+    return {"device": name, "torch_threads": torch.get_num_threads(), "clip": str(path),
+            "duration_s": probe_video(path)["duration_s"], "frames": len(vf.timestamps), "rate": rate,
+            "repeats": repeats, **{f"{k}_s": v for k, v in med.items()}, **totals,
+            "gnn_timed": sorted(embedders), "runs": runs}
