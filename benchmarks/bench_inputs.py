@@ -38,12 +38,14 @@ class BenchInputs:
 
 
 def load_inputs(quick: bool = False, num_synthetic: int = 1500, max_videos: int | None = None,
-                data: str | None = None, device: str = "cpu") -> BenchInputs:
+                data: str | None = None, device: str = "cpu", quick_dims: tuple[int, int] = (48, 16)
+                ) -> BenchInputs:
     """Build the benchmark inputs.
 
     Args:
         quick: tiny synthetic inputs (``num_synthetic`` videos) instead of the real data.
         num_synthetic: synthetic size in quick mode.
+        quick_dims: (rgb, audio) widths of the quick synthetic features (small: a smoke test).
         max_videos: read at most this many real videos (None: all).
         data: TFRecord glob (default: the embedded YouTube-8M 2018 sample).
         device: where the exact kNN for the graph runs.
@@ -56,7 +58,8 @@ def load_inputs(quick: bool = False, num_synthetic: int = 1500, max_videos: int 
 
     t0 = time.perf_counter()
     if quick:
-        videos = make_synthetic(num_synthetic, num_classes=100, seed=0)
+        videos = make_synthetic(num_synthetic, num_classes=100, seed=0, rgb_dim=quick_dims[0],
+                                audio_dim=quick_dims[1])
         source = videos.source
     else:
         videos = read_tfrecords(data or paths.YT8M_2018_GLOB, on_error="skip", progress=False)

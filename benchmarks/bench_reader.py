@@ -3,11 +3,12 @@
 Both sides are single-threaded, for a fair per-core comparison: TensorFlow runs with
 ``intra_op_parallelism_threads = inter_op_parallelism_threads = 1``, ``num_parallel_reads=1``,
 a private tf.data thread pool of 1 thread and autotuning off; ours is plain Python + NumPy in one
-thread. Both read from the page cache (one untimed warm-up run each) and both deliver NumPy
-arrays: ours a complete :class:`VideoSet` (ids, CSR labels, features, CRCs checked), TensorFlow
-``TFRecordDataset -> batch(1024) -> parse_example`` tensors converted with ``.numpy()``. The
-runs alternate (ours, tf, ours, tf, ...) so that machine noise hits both alike; the reported
-rate is the median over ``repeats``.
+thread. tf.data still runs its pipeline on a thread of its own beside the consumer, so the whole
+process (every thread) is pinned to one CPU core while measuring. Both read from the page cache
+(one untimed warm-up run each) and both deliver NumPy arrays: ours a complete :class:`VideoSet`
+(ids, CSR labels, features, CRCs checked), TensorFlow ``TFRecordDataset -> batch(1024) ->
+parse_example`` tensors converted with ``.numpy()``. The runs alternate (ours, tf, ours, tf, ...)
+so that machine noise hits both alike; the reported rate is the median over ``repeats``.
 
 Run: ``python benchmarks/bench_reader.py [--repeats 5] [--glob PATTERN]``.
 """
@@ -68,6 +69,35 @@ def _tf_reader(files: list[str]):
     return run, threads
 
 
+def _pin_to_one_core() -> set[int] | None:
+    """Pin every thread of this process (and so every thread it starts) to one CPU core.
+
+    TensorFlow's tf.data runs its pipeline on its own threads even with one intra/inter-op
+    thread, overlapping parsing with the consumer; pinning makes "single-threaded" mean one core
+    for both readers. Returns the previous CPU set (``None`` where affinity is unsupported).
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    before = os.sched_getaffinity(0)
+    core = {min(before)}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), core)
+        except OSError:  # a thread that just exited
+            pass
+    return before
+
+
+def _unpin(before: set[int] | None) -> None:
+    if before is None:
+        return
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), before)
+        except OSError:
+            pass
+
+
 def bench_reader(glob: str = paths.YT8M_2018_GLOB, repeats: int = 5) -> dict:
     """Records per second of our reader and of TensorFlow's, single-threaded, on ``glob``.
 
@@ -84,6 +114,14 @@ def bench_reader(glob: str = paths.YT8M_2018_GLOB, repeats: int = 5) -> dict:
     files = sorted(globlib.glob(glob))
     if not files:
         raise FileNotFoundError(f"glob pattern {glob!r} matched no files")
+    affinity = _pin_to_one_core()
+    try:
+        return _bench(files, glob, repeats, pinned=affinity is not None)
+    finally:
+        _unpin(affinity)
+
+
+def _bench(files: list[str], glob: str, repeats: int, pinned: bool) -> dict:
     tf_run, tf_threads = _tf_reader(files)
 
     def ours() -> int:
@@ -117,12 +155,14 @@ def bench_reader(glob: str = paths.YT8M_2018_GLOB, repeats: int = 5) -> dict:
         "tf_seconds": wall["tf"],
         "tf_threads": {"intra_op": tf_threads[0], "inter_op": tf_threads[1], "num_parallel_reads": 1,
                        "private_threadpool_size": 1},
+        "pinned_to_one_core": pinned,
         "tf_batch_size": TF_BATCH,
         "meets_target": rate["ours"] >= TARGET_RECORDS_PER_S,
         "meets_tf_parity": rate["ours"] >= rate["tf"],
         "note": ("single-threaded on both sides (TF intra/inter-op threads 1, num_parallel_reads=1, "
-                 "private thread pool 1, autotune off); median wall-clock over alternating runs, "
-                 "page cache warm; ours returns a full VideoSet with CRCs checked"),
+                 "private thread pool 1, autotune off; the whole process pinned to one CPU core"
+                 + ("" if pinned else " [pinning unsupported here]") + "); median wall-clock over "
+                 "alternating runs, page cache warm; ours returns a full VideoSet with CRCs checked"),
     }
 
 
@@ -134,8 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     r = bench_reader(args.glob, args.repeats)
     print(f"TFRecord reader benchmark: {r['records']} records in {r['files']} files, median of {r['repeats']} runs")
     print(f"  {r['note']}")
-    print(f"  ours:       {r['ours_records_per_s']:>10,.0f} records/s  (CPU-time rate {r['ours_cpu_records_per_s']:,.0f})")
-    print(f"  tensorflow: {r['tf_records_per_s']:>10,.0f} records/s  (CPU-time rate {r['tf_cpu_records_per_s']:,.0f})")
+    for name, label in (("ours", "ours:      "), ("tf", "tensorflow:")):
+        print(f"  {label} {r[f'{name}_records_per_s']:>10,.0f} records/s  "
+              f"(CPU-time rate {r[f'{name}_cpu_records_per_s']:,.0f})")
     print(f"  ratio ours/tf: {r['ratio']:.2f}x   target >= {TARGET_RECORDS_PER_S:,} records/s: "
           f"{'met' if r['meets_target'] else 'NOT met'};  >= 1.0x tf: {'met' if r['meets_tf_parity'] else 'NOT met'}")
     print(f"  runs (s): ours {[round(s, 3) for s in r['ours_seconds']]}  tf {[round(s, 3) for s in r['tf_seconds']]}")

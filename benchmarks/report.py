@@ -422,14 +422,17 @@ def render_markdown(payload: dict[str, Any]) -> str:
         f"torch {m['torch']} ({m['torch_threads']} threads), torch_geometric {m['torch_geometric']}, "
         f"faiss {m['faiss']}, scikit-learn {m['sklearn']}, numpy {m['numpy']}, tensorflow {m['tensorflow']}.",
         "",
-        f"**Device:** {('CUDA: ' + m['gpu']) if m.get('cuda') else 'CPU only — no GPU on this machine; every row ran on the CPU. The code paths use CUDA when `torch.cuda.is_available()` (GPU targets are not measured here).'}",
+        "**Device:** " + (f"CUDA: {m['gpu']}" if m.get("cuda") else
+                          "CPU only — no GPU on this machine; every row ran on the CPU. The code paths use CUDA "
+                          "when `torch.cuda.is_available()` (GPU targets are not measured here)."),
         "",
         "**How to read a row.** *Ours* and the *peer* are measured in the same process, in the same run, on "
         "the same inputs. Each value is a median over *Reps* repetitions (how they are taken is in the "
         "row's note). **Ratio > 1 means ours is better** (throughput ours/peer, or time peer/ours). Peak "
         "memory is the increase of the process's peak RSS during one call of each side (kernel high-water "
         "mark reset before the call; freed heap returned to the OS first), or the CUDA peak allocation "
-        "on a GPU; NumPy-only code also gets a tracemalloc peak in its note.",
+        "on a GPU; our reader (pure Python/NumPy) also gets a tracemalloc peak in its note. kNN rows use "
+        "bench_knn's own RSS polling.",
         "",
     ]
     order = [g for g in GROUP_TITLES if any(r.group == g for r in rows)]
@@ -455,8 +458,8 @@ def render_markdown(payload: dict[str, Any]) -> str:
             if r.notes:
                 bits.append(r.notes)
             if r.extra:
-                bits.append("measured: " + ", ".join(f"{k} = {_fmt(v) if not isinstance(v, (dict, list)) else json.dumps(v)}"
-                                                     for k, v in r.extra.items()))
+                bits.append("measured: " + ", ".join(
+                    f"{k} = {json.dumps(v) if isinstance(v, (dict, list)) else _fmt(v)}" for k, v in r.extra.items()))
             bits.append(f"device {r.device}; memory: {r.mem_method}; measured {r.measured_at}")
             lines.append(f"- **{g}-{i}** " + " ".join(b if b.endswith(".") else b + "." for b in bits))
         lines.append("")

@@ -14,6 +14,7 @@ from vidsage_core.data.tfrecord import (
     LENGTH_CRC,
     TRUNCATED,
     TFRecordError,
+    crc32c_rows,
     encode_record,
     frame_records,
     iter_tfrecord,
@@ -27,6 +28,13 @@ def test_masked_crc_matches_definition():
     crc = crc32c.crc32c(b"123456789")
     assert crc == 0xE3069283
     assert masked_crc32c(b"123456789") == (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def test_vectorised_crc_matches_crc32c():
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, 256, (50, 8), dtype=np.uint8)
+    expect = [crc32c.crc32c(r.tobytes()) for r in rows]
+    assert crc32c_rows(rows).tolist() == expect
 
 
 def test_framing_round_trip_and_layout(tmp_path):

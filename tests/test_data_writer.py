@@ -113,3 +113,65 @@ def test_unpacked_encoding_parses_like_tensorflow(tmp_path, tf):
     v = read_tfrecords(path, progress=False)
     np.testing.assert_array_equal(v.rgb[0], ref["mean_rgb"].numpy())
     assert v.labels.indices.tolist() == ref["labels"].values.numpy().tolist() == [5, 6]
+
+
+def test_general_parser_follows_protobuf_on_damaged_real_records(real_shard, tf):
+    """Randomly damaged real records: our parser accepts exactly what protobuf parses, with its values."""
+    from google.protobuf.message import DecodeError
+
+    from vidsage_core.data.reader import _decode_video, _RecordError
+    from vidsage_core.data.tfrecord import frame_records
+
+    def reference(rec):
+        ex = tf.train.Example()
+        try:
+            ex.ParseFromString(rec)
+        except DecodeError:
+            return None
+        f = ex.features.feature
+        if not ex.HasField("features") or "id" not in f or f["id"].WhichOneof("kind") != "bytes_list":
+            return None
+        ids = f["id"].bytes_list.value
+        if len(ids) != 1 or not ids[0]:
+            return None
+        try:
+            vid = ids[0].decode()
+        except UnicodeDecodeError:
+            return None
+        kind = f["labels"].WhichOneof("kind") if "labels" in f else None
+        if kind not in (None, "int64_list"):
+            return None
+        feats = []
+        for name, dim in (("mean_rgb", 1024), ("mean_audio", 128)):
+            if name not in f or f[name].WhichOneof("kind") not in (None, "float_list"):
+                return None
+            feats.append(np.array(f[name].float_list.value, np.float32))
+            if len(feats[-1]) != dim:
+                return None
+        labels = list(f["labels"].int64_list.value) if kind else []
+        return vid, labels, feats[0], feats[1]
+
+    buf = real_shard.read_bytes()
+    spans, _ = frame_records(buf)
+    rng = np.random.default_rng(3)
+    outcomes = {"accepted": 0, "rejected": 0}
+    for trial in range(800):
+        _, start, length = spans[trial % len(spans)]
+        rec = bytearray(buf[start : start + length])
+        for _ in range(rng.integers(1, 4)):
+            rec[int(rng.integers(0, 70)) if rng.random() < 0.8 else int(rng.integers(0, len(rec)))] = int(
+                rng.integers(0, 256))
+        rec = bytes(rec)
+        expect = reference(rec)
+        try:
+            _, vid, labels, rgb, audio, _ = _decode_video(rec)
+        except (_RecordError, wire.WireError, IndexError):
+            assert expect is None, f"trial {trial}: protobuf parses it, we rejected it"
+            outcomes["rejected"] += 1
+            continue
+        assert expect is not None, f"trial {trial}: we accepted a record protobuf rejects"
+        assert (vid, labels) == expect[:2]
+        np.testing.assert_array_equal(rgb.view(np.uint32), expect[2].view(np.uint32))
+        np.testing.assert_array_equal(audio.view(np.uint32), expect[3].view(np.uint32))
+        outcomes["accepted"] += 1
+    assert min(outcomes.values()) > 100  # both outcomes well exercised

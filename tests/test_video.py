@@ -59,6 +59,13 @@ def photo_clips(tmp_path_factory) -> dict[str, Path]:
                                            audio=True)}
 
 
+@pytest.fixture(scope="module")
+def processed(photo_clips, encoder) -> dict[str, V.VideoFeatures]:
+    """Each photo clip decoded at 1 fps (2 frames), encoded and tagged once for the whole file."""
+    tagger = V.ImageNetTagger(top_k=3, min_score=0.1, encoder=encoder)
+    return {name: V.process_video(clip, encoder, tagger, rate=1.0, max_frames=2) for name, clip in photo_clips.items()}
+
+
 # ------------------------------------------------------------------------------------ decoding
 @pytest.mark.parametrize("ext", [".mp4", ".avi", ".mkv", ".webm"])
 def test_sample_frames_by_timestamp(tmp_path, ext):
@@ -123,9 +130,8 @@ def test_encoder_shapes_and_logits_equal_forward(encoder):
     assert feats.shape == (2, V.FEATURE_DIM) and logits.shape == (2, V.NUM_IMAGENET_CLASSES)
     assert feats.dtype == np.float32 and feats.min() >= 0 and feats.max() <= 6  # pooled ReLU6
     x = (torch.from_numpy(frames).permute(0, 3, 1, 2).float() - 127) / 128
-    with torch.inference_mode():
+    with torch.inference_mode():  # logits from the pooled features == the model's own forward()
         np.testing.assert_allclose(logits, encoder.model(x).numpy(), rtol=1e-4, atol=1e-4)
-        np.testing.assert_allclose(feats, encoder.model.extract_features(x).mean((2, 3)).numpy(), atol=1e-5)
     with pytest.raises(ValueError, match="224"):
         encoder.encode(frames[:, :100])
 
@@ -158,11 +164,9 @@ def test_tag_logits_top_k_and_threshold(encoder):
     assert V.object_set(tags) == frozenset({names[7]})
 
 
-def test_photo_clips_tagged(encoder, photo_clips):
-    tagger = V.ImageNetTagger(top_k=3, min_score=0.1, encoder=encoder)
+def test_photo_clips_tagged(processed):
     names = V.imagenet_class_names()
-    cat = V.process_video(photo_clips["chelsea"], encoder, tagger, rate=1.0)
-    coffee = V.process_video(photo_clips["coffee"], encoder, tagger, rate=1.0)
+    cat, coffee = processed["chelsea"], processed["coffee"]
     assert cat.frame_features.shape == (2, 1280) and abs(np.linalg.norm(cat.feature) - 1) < 1e-5
     assert cat.objects & {names[c] for c in CAT_CLASSES}
     assert coffee.objects & {names[c] for c in COFFEE_CLASSES}
@@ -216,7 +220,7 @@ def _read_records(path: Path, sequence: bool) -> list:
     return out
 
 
-def test_ingest_end_to_end(tmp_path, photo_clips, encoder):
+def test_ingest_end_to_end(tmp_path, photo_clips, processed):
     from vidsage_core.data import dequantize, wire
     from vidsage_core.objects import DetectionsFile, get_object_source
 
@@ -255,7 +259,7 @@ def test_ingest_end_to_end(tmp_path, photo_clips, encoder):
     assert get_object_source("imagenet-tagger").object_sets(src) == sets
 
     # video level: mean_rgb is f_v (1280-d, unit norm), mean_audio 128 zeros, labels kept
-    expected = {vid: V.process_video(photo_clips[vid], encoder, None, 1.0, 2).feature for vid in by_id}
+    expected = {vid: processed[vid].feature for vid in by_id}
     recs = _read_records(out / "video_level" / "ingest0000.tfrecord", sequence=False)
     assert len(recs) == 3
     for rec, feats in recs:
@@ -302,7 +306,7 @@ def test_ingest_round_trip_through_read_tfrecords(tmp_path, photo_clips):
 
 # ------------------------------------------------------------------------------------ similar
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, photo_clips, encoder):
+def tiny_run(tmp_path_factory, processed):
     """A trained VidSage run over 18 *synthetic* videos: 3 clusters of 6 around the three photo
     clips' features (noise added), each cluster carrying its clip's ImageNet objects and label."""
     import scipy.sparse as sp
@@ -312,11 +316,10 @@ def tiny_run(tmp_path_factory, photo_clips, encoder):
     from vidsage_core.train import TrainConfig, embed, train
     from vidsage_core.utils import save_json
 
-    tagger = V.ImageNetTagger(encoder=encoder)
     rng = np.random.default_rng(0)
     xs, objs, labels, ids = [], [], [], []
     for c, name in enumerate(["chelsea", "coffee", "astronaut"]):
-        vf = V.process_video(photo_clips[name], encoder, tagger, 1.0, 2)
+        vf = processed[name]
         for j in range(6):
             x = vf.feature + 0.3 * rng.standard_normal(1280).astype(np.float32) / np.sqrt(1280)
             xs.append(x / np.linalg.norm(x))
@@ -331,7 +334,7 @@ def tiny_run(tmp_path_factory, photo_clips, encoder):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        result = train(x, graph, TrainConfig(hidden_dim=16, out_dim=16, epochs=2, batch_size=18, device="cpu",
+        result = train(x, graph, TrainConfig(hidden_dim=16, out_dim=16, epochs=1, batch_size=18, device="cpu",
                                              num_negatives=2), vdir, progress=False)
         z = embed(result.model, x, graph, device="cpu")
     finally:
@@ -346,13 +349,12 @@ def tiny_run(tmp_path_factory, photo_clips, encoder):
     return run
 
 
-def test_similar_places_new_clip_in_its_cluster(tiny_run, photo_clips, encoder, capsys):
+def test_similar_places_new_clip_in_its_cluster(tiny_run, photo_clips, processed, capsys):
     art = V.load_run_artifacts(tiny_run, "vidsage")
     assert art.features.shape == (18, 1280) and len(art.object_sets) == 18
-    tagger = V.ImageNetTagger(encoder=encoder)
+    embedder = art.embedder("cpu")
     for c, name in enumerate(["chelsea", "coffee"]):
-        vf = V.process_video(photo_clips[name], encoder, tagger, 1.0, 2)
-        out = V.embed_new_video(vf, art.embedder("cpu"))
+        out = V.embed_new_video(processed[name], embedder)
         assert out["edges"] > 0 and out["embedding"].shape == (16,)
         hits = V.nearest_videos(out["embedding"], art, k=3)
         assert [h["labels"] for h in hits] == [[c]] * 3

@@ -22,13 +22,14 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from vidsage_core import paths
 from vidsage_core.utils import load_json, resolve_device, save_json
 
-VARIANT_METHOD = {"raw": "raw", "sgc": "sgc", "lite": "litevidsage", "vidsage": "vidsage"}
+VARIANT_METHOD = {"raw": "raw", "frame": "frame", "sgc": "sgc", "lite": "litevidsage", "vidsage": "vidsage"}
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,12 @@ class RunConfig:
     epochs: int | None = None  # None: the training module's measured default
     max_videos: int | None = None  # first N videos in file order (None: all)
     device: str = "auto"
+    # Heads on the raw features (Table 2's video-level baselines); the GNN and smoothing rows use
+    # gnn_heads, since every extra head costs a fit per seed and the paper reports one head.
     heads: tuple[str, ...] = ("logistic", "hinge", "moe")
+    gnn_heads: tuple[str, ...] = ("logistic",)
+    # Frame-level baselines (Table 2's first rows); they run only when level == "frame".
+    frame_heads: tuple[str, ...] = ("logistic_average", "dbof", "lstm", "moe_mu_sigma_top5")
     modality: str = "rgb+audio"
     sgc_k: int = 25  # neighbours averaged by the non-learned smoothing baseline
     baselines: bool = True  # raw-* and sgc-* rows
@@ -100,9 +106,42 @@ def sgc_features(x_trainval: np.ndarray, x_test: np.ndarray, k: int = 25,
     return smooth(x_trainval, idx_tv), smooth(x_test, idx_te)
 
 
-def build_variant_graph(variant: str, videos, x: np.ndarray, rows: np.ndarray, objects: str,
-                        out_dir: Path, device: str = "auto", progress: bool = True):
-    """The training graph of one variant over ``rows`` (train+val), cached in ``out_dir``.
+@dataclass
+class Prepared:
+    """The videos of a run, their split and their normalised features."""
+
+    videos: Any  # VideoSet
+    split: Any  # data.Split
+    trainval: np.ndarray  # int64 rows that every method may see (sorted)
+    test: np.ndarray  # int64 rows scored (sorted), never in a training graph
+    x: np.ndarray  # float32 [N, D] L2-normalised features (config.modality)
+    split_rule: str
+
+
+def prepare(config: RunConfig, videos=None, split=None, progress: bool = True) -> Prepared:
+    """Load (unless given) and split the videos; compute their normalised features."""
+    from vidsage_core.data import split_by_id
+
+    if videos is None:
+        videos = load_videos(config.data, config.level, config.max_videos, config.on_error,
+                             progress)
+    if len(videos) < 10:
+        raise ValueError(f"{videos.source or config.data}: only {len(videos)} readable videos; "
+                         "need at least 10")
+    split_rule = ("given (official split)" if split is not None
+                  else "md5(id) % 5: bucket 0 test, 1 val, 2-4 train")
+    split = split if split is not None else split_by_id(videos.ids)
+    trainval = np.sort(np.concatenate([split.train, split.val])).astype(np.int64)
+    test = np.sort(split.test).astype(np.int64)
+    if len(trainval) == 0 or len(test) == 0:
+        raise ValueError(f"empty split: {len(trainval)} train+val and {len(test)} test videos")
+    x = videos.features(config.modality, normalize=True)
+    return Prepared(videos, split, trainval, test, x, split_rule)
+
+
+def build_variant_graph(variant: str, prepared: Prepared, config: RunConfig,
+                        progress: bool = True):
+    """The training graph of one variant over the train+val videos, cached in the run directory.
 
     Returns:
         (VideoGraph, object sets of all videos or None, the fitted object source or None).
@@ -112,14 +151,26 @@ def build_variant_graph(variant: str, videos, x: np.ndarray, rows: np.ndarray, o
     from vidsage_core.graph import VideoGraph, lite_graph, vidsage_graph
     from vidsage_core.objects import get_object_source
 
+    import hashlib
+
+    out_dir = Path(config.out) / variant
     out_dir.mkdir(parents=True, exist_ok=True)
     graph_path, source_path = out_dir / "graph.pt", out_dir / "object_source.pkl"
+    videos, rows, device = prepared.videos, prepared.trainval, resolve_device(config.device)
+    # The cache is valid only for the same videos, rows, features and object source.
+    key = hashlib.sha256(repr((videos.source, len(videos), prepared.x.shape, config.modality,
+                               config.objects if variant == "vidsage" else None)).encode()
+                         + np.ascontiguousarray(rows).tobytes()).hexdigest()
+    key_path = out_dir / "graph.key"
+    if not key_path.exists() or key_path.read_text() != key:
+        graph_path.unlink(missing_ok=True)
+        source_path.unlink(missing_ok=True)
     object_sets, source = None, None
     if variant == "vidsage":
         if source_path.exists():
             source = pickle.loads(source_path.read_bytes())
         else:
-            source = get_object_source(objects)
+            source = get_object_source(config.objects)
             if hasattr(source, "fit"):  # proxies and codebooks learn from train+val videos only
                 source.fit(videos, rows)
             source_path.write_bytes(pickle.dumps(source))
@@ -127,13 +178,14 @@ def build_variant_graph(variant: str, videos, x: np.ndarray, rows: np.ndarray, o
     if graph_path.exists():
         return VideoGraph.load(graph_path), object_sets, source
     if variant == "lite":
-        graph = lite_graph(x[rows], device=device, progress=progress)
+        graph = lite_graph(prepared.x[rows], device=device, progress=progress)
     elif variant == "vidsage":
-        graph = vidsage_graph(x[rows], [object_sets[i] for i in rows],
+        graph = vidsage_graph(prepared.x[rows], [object_sets[i] for i in rows],
                               object_source=source.name, device=device, progress=progress)
     else:
         raise ValueError(f"unknown variant {variant!r}; expected 'lite' or 'vidsage'")
     graph.save(graph_path)
+    key_path.write_text(key)
     return graph, object_sets, source
 
 
@@ -162,7 +214,6 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
     Returns:
         The content of ``metrics.json``: ``{"rows": [...], "provenance": {...}}``.
     """
-    from vidsage_core.data import split_by_id
     from vidsage_core.evaluate import HeadConfig, evaluate_head
     from vidsage_core.infer import train_and_embed
     from vidsage_core.train import TrainConfig
@@ -172,27 +223,18 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device)
     save_json({**dataclasses.asdict(config), "resolved_device": device}, out / "config.json")
-    if videos is None:
-        videos = load_videos(config.data, config.level, config.max_videos, config.on_error,
-                             progress)
-    if len(videos) < 10:
-        raise ValueError(f"{config.data}: only {len(videos)} readable videos; need at least 10")
+    (out / "metrics.json").unlink(missing_ok=True)  # never leave stale metrics beside a new config
+    prepared = prepare(config, videos, split, progress)
+    videos, split, trainval, test, x = (prepared.videos, prepared.split, prepared.trainval,
+                                        prepared.test, prepared.x)
     videos.save(out / "data")
-    split_rule = "given (official split)" if split is not None else \
-        "md5(id) % 5: bucket 0 test, 1 val, 2-4 train"
-    split = split if split is not None else split_by_id(videos.ids)
-    trainval = np.sort(np.concatenate([split.train, split.val])).astype(np.int64)
-    test = np.sort(split.test).astype(np.int64)
-    if len(trainval) == 0 or len(test) == 0:
-        raise ValueError(f"empty split: {len(trainval)} train+val and {len(test)} test videos")
     save_json({"trainval": trainval, "test": test}, out / "split.json")
-    x = videos.features(config.modality, normalize=True)
     y = videos.labels.tocsr()
     y_tv, y_te = y[trainval], y[test]
     rows: list[dict] = []
 
-    def heads_on(variant, f_tv, f_te, seed, object_source=None, train_seconds=None):
-        for head in config.heads:
+    def heads_on(variant, f_tv, f_te, seed, object_source=None, train_seconds=None, heads=None):
+        for head in heads or config.gnn_heads:
             hc = HeadConfig(**{"seed": seed, "device": device, **config.head_overrides})
             m = evaluate_head(head, f_tv, y_tv, f_te, y_te, hc, progress=False)
             rows.append(_row(variant, head, seed, m, object_source, train_seconds))
@@ -208,7 +250,7 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
         "num_videos": int(len(videos)),
         "split": {"train": int(len(split.train)), "val": int(len(split.val)),
                   "test": int(len(test))},
-        "split_rule": split_rule,
+        "split_rule": prepared.split_rule,
         "num_classes": int(videos.num_classes),
         "num_classes_evaluated": int((np.asarray(y_te.sum(0)).ravel() > 0).sum()),
         "single_label": bool((np.diff(y.indptr) <= 1).all()),
@@ -224,12 +266,19 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
         print(f"[run] baselines on {len(trainval)} train+val / {len(test)} test videos", flush=True)
         f_tv, f_te = sgc_features(x[trainval], x[test], config.sgc_k, device)
         for seed in config.seeds:
-            heads_on("raw", x[trainval], x[test], seed)
+            heads_on("raw", x[trainval], x[test], seed, heads=config.heads)
             heads_on("sgc", f_tv, f_te, seed)
+    if videos.frames is not None and config.frame_heads:
+        from vidsage_core.evaluate import FrameInput
+
+        frames_tv = FrameInput(videos.frames[trainval], videos.num_frames[trainval])
+        frames_te = FrameInput(videos.frames[test], videos.num_frames[test])
+        print(f"[run] frame-level baselines on {len(trainval)} videos", flush=True)
+        for seed in config.seeds:
+            heads_on("frame", frames_tv, frames_te, seed, heads=config.frame_heads)
     for variant in config.variants:
         vdir = out / variant
-        graph, object_sets, source = build_variant_graph(
-            variant, videos, x, trainval, config.objects, vdir, device, progress)
+        graph, object_sets, source = build_variant_graph(variant, prepared, config, progress)
         attach = {}
         if object_sets is not None:
             attach = {"objects_train": [object_sets[i] for i in trainval],
@@ -294,3 +343,73 @@ def run_command(args: argparse.Namespace) -> int:
     print(f"\nwrote {Path(args.out) / 'metrics.json'} ({len(metrics['rows'])} rows, "
           f"{metrics['provenance']['total_seconds']:.0f} s)")
     return 0
+
+
+def artifact_config(data: str | None = None, smoke: bool = False, num_seeds: int = 3,
+                    device: str = "auto", name: str = "yt8m", **fields) -> RunConfig:
+    """The RunConfig the notebooks use: full by default, tiny with ``smoke``.
+
+    Smoke runs go to their own directory (``<name>-smoke``) so they never overwrite a full run.
+    """
+    if smoke:
+        fields = {"max_videos": 1500, "epochs": 1, "heads": ("logistic",),
+                  "frame_heads": ("logistic_average",), **fields}
+        num_seeds = min(num_seeds, 2)
+        name = f"{name}-smoke"
+    return RunConfig(data=data or paths.YT8M_2018_GLOB, out=str(paths.RUNS / name),
+                     seeds=tuple(range(num_seeds)), device=device, **fields)
+
+
+def run_if_missing(config: RunConfig, videos=None, split=None, progress: bool = True) -> dict:
+    """Reuse ``config.out``'s metrics when they were made with this very config, else run.
+
+    What the table notebooks call: they train only what is missing, and say so.
+    """
+    out = Path(config.out)
+    wanted = load_json(save_json(dataclasses.asdict(config), out / ".requested.json"))
+    if (out / "metrics.json").exists() and (out / "config.json").exists():
+        saved = load_json(out / "config.json")
+        saved.pop("resolved_device", None)
+        metrics = load_json(out / "metrics.json")
+        if saved == wanted and "total_seconds" in metrics["provenance"]:
+            print(f"[run] {out}: complete results for this configuration exist; not re-run")
+            return metrics
+    print(f"[run] {out}: no complete results for this configuration; running it now")
+    return run(config, videos=videos, split=split, progress=progress)
+
+
+@dataclass
+class RunView:
+    """Read access to a finished run directory, for figures and exploration."""
+
+    out: Path
+    config: dict
+    videos: Any  # VideoSet (memory-mapped)
+    trainval: np.ndarray
+    test: np.ndarray
+
+    @property
+    def x(self) -> np.ndarray:
+        """float32 [N, D] normalised features of all videos of the run."""
+        return self.videos.features(self.config["modality"], normalize=True)
+
+    def graph(self, variant: str):
+        from vidsage_core.graph import VideoGraph
+
+        return VideoGraph.load(self.out / variant / "graph.pt")
+
+    def embeddings(self, variant: str, seed: int = 0, part: str = "trainval") -> np.ndarray:
+        """float32 [rows of ``part``, d'] GNN embeddings ("trainval" or "test")."""
+        with np.load(self.out / variant / f"seed{seed}" / "embeddings.npz") as z:
+            return z[part]
+
+
+def load_run(run_dir: str | Path) -> RunView:
+    """Open a run directory written by :func:`run`."""
+    from vidsage_core.data import VideoSet
+
+    out = Path(run_dir)
+    split = load_json(out / "split.json")
+    return RunView(out, load_json(out / "config.json"), VideoSet.load(out / "data"),
+                   np.asarray(split["trainval"], dtype=np.int64),
+                   np.asarray(split["test"], dtype=np.int64))

@@ -25,6 +25,8 @@ def add_inspect_arguments(parser: argparse.ArgumentParser) -> None:
                         help="label vocabulary size (default: 3862 for 'id' files, 4716 for 'video_id' files)")
     parser.add_argument("--max-frames", type=int, default=300, help="frame level: frames kept per video")
     parser.add_argument("--pooling", default="mean", help="frame level: mean, mean+std, topk, ...")
+    parser.add_argument("--rgb-dim", type=int, default=1024, help="rgb feature size (1280 for `vidsage ingest` output)")
+    parser.add_argument("--audio-dim", type=int, default=128, help="audio feature size")
     parser.add_argument("--top", type=int, default=10, help="most frequent classes to list")
 
 
@@ -51,7 +53,8 @@ def describe(videos: VideoSet, top: int = 10) -> str:
     if n:
         hist = np.bincount(per_video)
         lines.append(f"labels/video:  mean {per_video.mean():.2f}, median {float(np.median(per_video)):g}, "
-                     f"min {int(per_video.min())}, max {int(per_video.max())}; unlabelled {int((per_video == 0).sum())}")
+                     f"min {int(per_video.min())}, max {int(per_video.max())}; "
+                     f"unlabelled {int((per_video == 0).sum())}")
         lines.append("  histogram:   " + ", ".join(f"{k}:{int(c)}" for k, c in enumerate(hist) if c))
         for t in (1, 5, 10, 50, 100):
             lines.append(f"  classes with >= {t:>3} videos: {int((per_class >= t).sum())}")
@@ -96,7 +99,8 @@ def inspect_command(args: argparse.Namespace) -> int:
                 warnings.filterwarnings("ignore", message="read_tfrecords skipped")
                 videos = read_tfrecords(args.data, level=args.level, on_error=args.on_error,
                                         num_classes=args.num_classes, max_frames=args.max_frames,
-                                        pooling=args.pooling, progress=sys.stderr.isatty())
+                                        pooling=args.pooling, progress=sys.stderr.isatty(),
+                                        rgb_dim=args.rgb_dim, audio_dim=args.audio_dim)
     except (TFRecordError, FileNotFoundError, ValueError) as e:
         print(f"vidsage inspect: error: {e}", file=sys.stderr)
         if isinstance(e, TFRecordError):

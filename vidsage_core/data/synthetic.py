@@ -42,7 +42,8 @@ def _zipf(n: int, exponent: float) -> np.ndarray:
     return w / w.sum()
 
 
-def _grouped_sampler(group: np.ndarray, weight: np.ndarray, num_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _grouped_sampler(group: np.ndarray, weight: np.ndarray,
+                     num_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Tables to draw an item of a given group with probability proportional to its weight.
 
     Returns ``(order, keys, has_items)``: items sorted by group, keys ``group + within-group CDF``

@@ -293,7 +293,7 @@ class VideoSet:
         extra = {name: arr(name) for name in meta.get("arrays", [])}
         labels = sp.load_npz(directory / "labels.npz").tocsr().astype(np.float32)
         return cls(
-            ids=np.asarray(arr("ids")),  # small; a plain array keeps string ops fast
+            ids=np.array(arr("ids")),  # small: read into memory (string ops on a memmap are slow)
             rgb=arr("rgb"),
             audio=arr("audio"),
             labels=labels,
@@ -311,17 +311,19 @@ class VideoSet:
 
 def labels_to_csr(label_lists: list[list[int]] | list[np.ndarray], num_classes: int) -> sp.csr_matrix:
     """CSR float32 ``[N, num_classes]`` 0/1 matrix from per-video label index lists (duplicates merged)."""
-    n = len(label_lists)
-    lengths = np.fromiter((len(x) for x in label_lists), np.int64, n)
+    counts = np.fromiter((len(x) for x in label_lists), np.int64, len(label_lists))
+    values = np.fromiter((int(v) for x in label_lists for v in x), np.int64, int(counts.sum()))
+    return csr_from_counts(counts, values, num_classes)
+
+
+def csr_from_counts(counts: np.ndarray, values: np.ndarray, num_classes: int) -> sp.csr_matrix:
+    """CSR float32 0/1 ``[len(counts), num_classes]``; row i holds the next ``counts[i]`` of ``values``."""
+    n = len(counts)
     indptr = np.zeros(n + 1, np.int64)
-    np.cumsum(lengths, out=indptr[1:])
-    if indptr[-1]:
-        indices = np.concatenate([np.asarray(x, np.int64) for x in label_lists if len(x)])
-    else:
-        indices = np.zeros(0, np.int64)
-    if indices.size and (indices.min() < 0 or indices.max() >= num_classes):
+    np.cumsum(counts, out=indptr[1:])
+    if values.size and (values.min() < 0 or values.max() >= num_classes):
         raise ValueError(f"label out of range [0, {num_classes})")
-    m = sp.csr_matrix((np.ones(indices.size, np.float32), indices, indptr), shape=(n, num_classes))
+    m = sp.csr_matrix((np.ones(values.size, np.float32), values.astype(np.int64), indptr), shape=(n, num_classes))
     m.sum_duplicates()  # sorts indices; a label listed twice sums to 2, so reset every value to 1
     m.data[:] = 1.0
     return m

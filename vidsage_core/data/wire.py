@@ -11,10 +11,14 @@ Only the messages YouTube-8M uses are understood (``tensorflow/core/example/{exa
     BytesList { repeated bytes value = 1; }  FloatList { repeated float value = 1 [packed]; }
     Int64List { repeated int64 value = 1 [packed]; }
 
-Decoding follows protobuf's rules so that the result equals what ``tf.io.parse_example`` sees:
-unknown fields (any wire type, groups included) are skipped; a repeated scalar may arrive packed
-or unpacked (both are legal, even mixed); a message field that occurs twice is merged; for a
-map key that occurs twice the last entry wins; for the ``oneof`` the last kind wins.
+Decoding follows the protobuf specification (what ``tf.train.Example.FromString`` does), which is
+what ``tf.io.parse_example`` gives for every well-formed record: unknown fields (any wire type,
+groups included) are skipped; a repeated scalar may arrive packed or unpacked (both are legal,
+even mixed); a message field that occurs twice is merged; for a map key that occurs twice the
+last entry wins; for the ``oneof`` the last kind wins; field number 0 and map keys that are not
+UTF-8 are malformed. (On *malformed* records TensorFlow's own fast parser has quirks of its
+own, e.g. it ignores bytes after a Feature's first list and rejects unknown fields inside
+``Features``; there we follow protobuf, and such records are reported, not guessed at.)
 Floats are returned as zero-copy ``np.frombuffer`` views (little-endian float32), so the values
 are bit-identical to the serialized ones.
 
@@ -24,7 +28,7 @@ value is asked for.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -79,6 +83,8 @@ def _read_len(buf: bytes, pos: int, end: int) -> tuple[int, int]:
 
 def skip_field(buf: bytes, pos: int, tag: int, end: int) -> int:
     """Skip the value of a field whose tag was just read; return the position after it."""
+    if tag < 8 or tag > 0xFFFFFFFF:  # field number 0, or a tag beyond uint32: malformed, as protobuf says
+        raise WireError(f"invalid field tag {tag}")
     wire_type = tag & 7
     if wire_type == 0:
         _, pos = read_varint(buf, pos)
@@ -130,9 +136,13 @@ def _submessages(buf: bytes, start: int, end: int, field_number: int) -> list[tu
 # ----------------------------------------------------------------------------- messages
 
 
-def parse_map(buf: bytes, start: int, end: int, into: dict[bytes, tuple[int, int]] | None = None
-              ) -> dict[bytes, tuple[int, int]]:
+def parse_map(buf: bytes, start: int, end: int, into: dict[bytes, tuple[int, int]] | None = None,
+              check: Callable[[bytes, int, int], None] | None = None) -> dict[bytes, tuple[int, int]]:
     """Parse ``Features`` or ``FeatureLists`` (a map<string, message>, field 1).
+
+    Args:
+        check: called on every entry's value span (also of entries a later one overrides), to
+            validate the value message as protobuf does when it parses the map.
 
     Returns:
         ``{key bytes: (value_start, value_end)}``; a repeated key keeps its last entry, a missing
@@ -180,6 +190,11 @@ def parse_map(buf: bytes, start: int, end: int, into: dict[bytes, tuple[int, int
                     raise WireError("map entry field runs past the end of its entry")
                 if t == 0x0A:
                     key = buf[p:stop]
+                    if not key.isascii():  # map keys are proto3 strings: protobuf rejects bad UTF-8
+                        try:
+                            key.decode("utf-8")
+                        except UnicodeDecodeError:
+                            raise WireError(f"map key is not UTF-8: {key[:32]!r}") from None
                 else:
                     v_start, v_end = p, stop
                 p = stop
@@ -191,6 +206,8 @@ def parse_map(buf: bytes, start: int, end: int, into: dict[bytes, tuple[int, int
                 p = skip_field(buf, p, t, entry_end)
         if p != entry_end:
             raise WireError("map entry overruns its length")
+        if check is not None:
+            check(buf, v_start, v_end)
         out[key] = (v_start, v_end)
         pos = entry_end
     if pos != end:
@@ -211,7 +228,7 @@ def parse_example(buf: bytes) -> dict[bytes, tuple[int, int]] | None:
         return None
     features: dict[bytes, tuple[int, int]] = {}
     for s, e in spans:  # a repeated message field is merged, later keys override
-        parse_map(buf, s, e, features)
+        parse_map(buf, s, e, features, check_feature)
     return features
 
 
@@ -235,7 +252,10 @@ def parse_sequence_example(buf: bytes) -> tuple[dict[bytes, tuple[int, int]], di
             tag, pos = read_varint(buf, pos)
         if tag == 0x0A or tag == 0x12:
             s, pos = _read_len(buf, pos, end)
-            parse_map(buf, s, pos, context if tag == 0x0A else lists)
+            if tag == 0x0A:
+                parse_map(buf, s, pos, context, check_feature)
+            else:
+                parse_map(buf, s, pos, lists, check_feature_list)
             seen = True
         else:
             pos = skip_field(buf, pos, tag, end)
@@ -295,6 +315,7 @@ def feature_kind(buf: bytes, start: int, end: int) -> tuple[int, list[tuple[int,
         field = tag >> 3
         if tag & 7 == 2 and 1 <= field <= 3:
             s, pos = _read_len(buf, pos, end)
+            _LIST_CHECKS[field](buf, [(s, pos)])  # protobuf parses every list, also a replaced one
             if field != kind:  # oneof: a different member replaces the previous one
                 kind = field
                 spans = []
@@ -304,6 +325,19 @@ def feature_kind(buf: bytes, start: int, end: int) -> tuple[int, list[tuple[int,
     if pos != end:
         raise WireError("Feature overruns its length")
     return kind, spans
+
+
+def check_feature(buf: bytes, start: int, end: int) -> None:
+    """Validate a ``Feature`` completely (as protobuf would on parsing), without using its values."""
+    feature_kind(buf, start, end)
+
+
+def check_feature_list(buf: bytes, start: int, end: int) -> None:
+    """Validate a ``FeatureList`` completely: every step's ``Feature``."""
+    if bytes_frames(buf, start, end) is not None:  # the regular layout is valid by construction
+        return
+    for s, e in feature_list_spans(buf, start, end):
+        feature_kind(buf, s, e)
 
 
 def float_values(buf: bytes, spans: Sequence[tuple[int, int]]) -> np.ndarray:
@@ -384,6 +418,9 @@ def bytes_values(buf: bytes, spans: Sequence[tuple[int, int]]) -> list[tuple[int
     for start, end in spans:
         values.extend(_submessages(buf, start, end, 1))
     return values
+
+
+_LIST_CHECKS = {BYTES_LIST: bytes_values, FLOAT_LIST: float_values, INT64_LIST: int64_values}
 
 
 def feature_list_spans(buf: bytes, start: int, end: int) -> list[tuple[int, int]]:

@@ -81,17 +81,20 @@ def write_frame_level_tfrecord(
     audio_frames: Sequence[np.ndarray],
     labels: Sequence[Sequence[int]],
     id_key: str = "id",
+    rgb_dim: int = RGB_DIM,
+    audio_dim: int = AUDIO_DIM,
 ) -> Path:
     """Write a frame-level TFRecord in YouTube-8M's schema, quantising float frames to uint8.
 
     Args:
         path: output file (written atomically).
         ids: ``[N]`` video ids.
-        rgb_frames: per video, float ``[F_i, 1024]`` frame features (values in [-2, 2]; outside is
+        rgb_frames: per video, float ``[F_i, rgb_dim]`` frame features (values in [-2, 2]; outside is
             clipped by the quantiser). uint8 arrays are taken as already quantised.
-        audio_frames: per video, ``[F_i, 128]``, same number of frames as ``rgb_frames[i]``.
+        audio_frames: per video, ``[F_i, audio_dim]``, same number of frames as ``rgb_frames[i]``.
         labels: per-video lists of class indices.
         id_key: ``"id"`` (2018) or ``"video_id"`` (2017).
+        rgb_dim, audio_dim: frame sizes every video must have (YouTube-8M: 1024 and 128).
 
     Returns:
         The path written.
@@ -111,7 +114,7 @@ def write_frame_level_tfrecord(
 
     def records():
         for i in range(n):
-            r, a = q(rgb_frames[i], RGB_DIM, "rgb", i), q(audio_frames[i], AUDIO_DIM, "audio", i)
+            r, a = q(rgb_frames[i], rgb_dim, "rgb", i), q(audio_frames[i], audio_dim, "audio", i)
             if r.shape[0] != a.shape[0]:
                 raise ValueError(f"write_frame_level_tfrecord: video {i} ({ids[i]!r}) has {r.shape[0]} rgb "
                                  f"but {a.shape[0]} audio frames")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -77,6 +78,8 @@ def load_run_artifacts(run_dir: str | Path, variant: str = "vidsage", device: st
     from vidsage_core.train import load_model
 
     run_dir = Path(run_dir)
+    if (run_dir / "split.json").is_file() and (run_dir / "data").is_dir():
+        return _from_pipeline_run(run_dir, variant, device)
     vdir = run_dir / variant
     if not (vdir / "model.pt").is_file() and (run_dir / "model.pt").is_file():
         vdir = run_dir
@@ -102,6 +105,29 @@ def load_run_artifacts(run_dir: str | Path, variant: str = "vidsage", device: st
         raise ValueError(f"run {vdir}: sizes disagree: {sizes}")
     return RunArtifacts(run_dir, variant, config, load_model(vdir, device=device), features, graph, ids,
                         embeddings, labels, objects)
+
+
+def _from_pipeline_run(run_dir: Path, variant: str, device: str, seed: int = 0) -> RunArtifacts:
+    """A ``vidsage run`` directory: the graph covers its train+val videos; seed 0's model."""
+    import pickle
+
+    from vidsage_core.pipeline import load_run
+    from vidsage_core.train import load_model
+
+    view = load_run(run_dir)
+    model_dir = run_dir / variant / f"seed{seed}"
+    if not (model_dir / "model.pt").is_file():
+        raise FileNotFoundError(f"run {run_dir}: no trained {variant!r} model at {model_dir}")
+    rows = view.trainval
+    objects = None
+    if (run_dir / variant / "object_source.pkl").is_file():
+        source = pickle.loads((run_dir / variant / "object_source.pkl").read_bytes())
+        all_sets = source.object_sets(view.videos)
+        objects = [all_sets[i] for i in rows]
+    return RunArtifacts(run_dir, variant, view.config, load_model(model_dir, device=device),
+                        np.ascontiguousarray(view.x[rows]), view.graph(variant),
+                        np.asarray(view.videos.ids)[rows], view.embeddings(variant, seed),
+                        view.videos.labels.tocsr()[rows], objects)
 
 
 def query_feature(vf: VideoFeatures, dim: int, path: str | Path = "") -> np.ndarray:
@@ -248,12 +274,15 @@ def latency_breakdown(video_path: str | Path, run_dir: str | Path | None = None,
         warmup: untimed runs first.
 
     Returns:
-        dict with ``device``, ``torch_threads``, ``clip``, ``duration_s``, ``frames``, ``rate``,
-        ``repeats``, ``<stage>_s`` medians, ``total_lite_s``, ``total_vidsage_s``,
-        ``gnn_timed`` and ``runs`` (every timed run's raw seconds).
+        dict with ``device``, ``torch_threads``, ``cpu_count``, ``load_avg_1min`` (CPU load when
+        done), ``clip``, ``duration_s``, ``frames``, ``rate``, ``repeats``, ``<stage>_s``
+        medians, ``total_lite_s``, ``total_vidsage_s``, ``gnn_timed`` and ``runs`` (every timed
+        run's raw seconds).
     """
     import torch
 
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
     path = Path(video_path)
     dev = resolve_device(device)
     encoder = FrameEncoder(dev)
@@ -267,23 +296,71 @@ def latency_breakdown(video_path: str | Path, run_dir: str | Path | None = None,
                 continue
         if not embedders:
             raise FileNotFoundError(f"run {run_dir}: none of the variants {list(variants)} has the files {RUN_FILES}")
+    # A run trained on other features (e.g. YouTube-8M's 1152-d Inception+audio) cannot place
+    # this clip; its graph stages are then timed on the run's own held-out videos instead.
+    held_out = {v: e for v, e in embedders.items() if e.x_train.shape[1] not in
+                (FEATURE_DIM, FEATURE_DIM + AUDIO_DIM)}
+    graph_input = {v: "this clip" for v in embedders}
     runs: list[dict[str, float]] = []
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
     for i in range(warmup + repeats):
         vf = process_video(path, encoder, tagger, rate, None)
         t = dict(vf.timings)
         for v, emb in embedders.items():
+            if v in held_out:
+                continue
             out = embed_new_video(vf, emb, path)
             t[f"attach_{v}"], t[f"gnn_{v}"] = out["attach_s"], out["gnn_s"]
         if i >= warmup:
             runs.append(t)
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    if held_out:
+        graph = graph_stage_latency(run_dir, held_out, repeats=max(repeats, 5), warmup=warmup)
+        med.update(graph)
+        graph_input.update({v: "held-out videos of the run, one at a time (features given)"
+                            for v in held_out})
     base = med["decode"] + med["features"]
     totals = {"total_lite_s": base + med.get("attach_lite", 0.0) + med.get("gnn_lite", 0.0),
               "total_vidsage_s": base + med["objects"] + med.get("attach_vidsage", 0.0) + med.get("gnn_vidsage", 0.0)}
     name = dev if not dev.startswith("cuda") else f"{dev} ({torch.cuda.get_device_name(torch.device(dev))})"
-    return {"device": name, "torch_threads": torch.get_num_threads(), "clip": str(path),
+    # CPU timings on a shared machine depend on what else runs: keep the load beside them.
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {"device": name, "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+            "load_avg_1min": load, "clip": str(path),
             "duration_s": probe_video(path)["duration_s"], "frames": len(vf.timestamps), "rate": rate,
             "repeats": repeats, **{f"{k}_s": v for k, v in med.items()}, **totals,
-            "gnn_timed": sorted(embedders), "runs": runs}
+            "gnn_timed": sorted(embedders), "graph_stage_input": graph_input, "runs": runs}
+
+
+def graph_stage_latency(run_dir: str | Path, embedders: dict[str, Any], repeats: int = 5,
+                        warmup: int = 2) -> dict[str, float]:
+    """Median seconds of ``attach_<v>`` and ``gnn_<v>`` for single held-out videos of a run.
+
+    Each timed call embeds ONE test video of the run (batch 1, its real features and object
+    set), as a new video would be; video ``i`` of the test split is used for call ``i``.
+    """
+    from vidsage_core.pipeline import load_run
+
+    view = load_run(run_dir)
+    x_test = view.x[view.test]
+    out: dict[str, float] = {}
+    for v, emb in embedders.items():
+        sets = None
+        if emb.use_objects:
+            import pickle
+
+            source = pickle.loads((Path(run_dir) / v / "object_source.pkl").read_bytes())
+            all_sets = source.object_sets(view.videos)
+            sets = [all_sets[i] for i in view.test]
+        attach, gnn = [], []
+        for i in range(warmup + repeats):
+            j = i % len(x_test)
+            t0 = time.perf_counter()
+            edges = emb.attachment_edges(x_test[j:j + 1], None if sets is None else [sets[j]])
+            t1 = time.perf_counter()
+            emb.embed_attached(x_test[j:j + 1], *edges)
+            sync_device(emb.device)
+            if i >= warmup:
+                attach.append(t1 - t0)
+                gnn.append(time.perf_counter() - t1)
+        out[f"attach_{v}"], out[f"gnn_{v}"] = statistics.median(attach), statistics.median(gnn)
+    return out

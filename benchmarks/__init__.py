@@ -1,0 +1,1 @@
+"""VidSage benchmarks (see benchmarks/__main__.py)."""

@@ -1,0 +1,105 @@
+"""Smoke test of the benchmark harness (``python -m benchmarks --quick``) plus exact checks of its parts.
+
+No timing assertions: benchmarks are measurements, not tests. The harness runs on tiny inputs in a
+temporary directory; the checks are that every group writes its rows, that the Markdown and JSON
+carry the ratio and memory columns, and that the pieces with a right answer (the ratio
+orientation, the layer-wise embedding, the brute-force kNN) give it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.report import PeakMemory, Row, ratio, render_markdown, write_results
+
+
+def test_ratio_is_oriented_so_that_above_one_means_ours_is_better():
+    assert ratio(200.0, 100.0, higher_is_better=True) == pytest.approx(2.0)  # throughput
+    assert ratio(1.0, 4.0, higher_is_better=False) == pytest.approx(4.0)  # time: peer / ours
+    assert ratio(None, 4.0, True) is None and ratio(1.0, 0.0, True) is None
+
+
+def test_peak_memory_sees_a_large_allocation():
+    with PeakMemory() as m:
+        a = np.ones(32 * 2**20 // 8)  # 32 MiB, touched
+        a.sum()
+    del a
+    assert m.rss_mb is not None and m.rss_mb >= 24  # allocator and page granularity leave slack
+
+
+def test_write_results_merges_groups_not_run(tmp_path):
+    out = tmp_path / "b.md"
+    machine = {"cpu": "x", "logical_cores": 1, "physical_cores": 1, "ram_gib": 1, "ram_available_gib": 1,
+               "load_average_1m": 0, "platform": "p", "python": "3", "torch": "t", "torch_threads": 1,
+               "torch_geometric": "g", "faiss": "f", "sklearn": "s", "numpy": "n", "tensorflow": "tf", "cuda": False}
+    a = Row(group="train", name="a", size="s", metric="nodes/s", higher_is_better=True, ours_label="o",
+            peer_label="p", ours=2.0, peer=1.0, repeats=3, target="ours/peer >= 1.0", target_met=True)
+    b = Row(group="infer", name="b", size="s", metric="ms (p50)", higher_is_better=False, ours_label="o",
+            peer_label="p", ours=1.0, peer=3.0, repeats=5)
+    write_results([a, b], out, "cmd", quick=True, machine=machine)
+    a2 = Row.from_dict({**a.to_dict(), "ours": 4.0})  # the train group re-run: replaces, infer kept
+    write_results([a2], out, "cmd2", quick=True, machine=machine)
+    payload = json.loads(out.with_suffix(".json").read_text())
+    assert [(r["group"], r["ours"]) for r in payload["rows"]] == [("train", 4.0), ("infer", 1.0)]
+    assert payload["rows"][1]["ratio"] == pytest.approx(3.0)
+    md = render_markdown(payload)
+    assert "| 2.00×" not in md and "4.00×" in md and "3.00×" in md
+
+
+def test_layerwise_embedding_equals_the_full_graph_forward():
+    from benchmarks.scale import layerwise_embed
+    from vidsage_core.graph import build_graph
+    from vidsage_core.model import build_model
+
+    rng = np.random.default_rng(0)
+    n = 300
+    x = rng.standard_normal((n, 24)).astype(np.float32)
+    r, c = rng.integers(0, n, 1500), rng.integers(0, n, 1500)
+    g = build_graph(r, c, rng.uniform(0.1, 1.0, 1500), n)  # symmetric, weighted
+    torch.manual_seed(0)
+    for hidden in (8, 24):  # with and without the input projection
+        model = build_model("vidsage", 24, hidden, hidden).eval()
+        ref = model(torch.from_numpy(x), g.edge_index, g.edge_weight).detach().numpy()
+        got = layerwise_embed(model, x, g, block=64)
+        np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
+def test_blocked_exact_knn_matches_sklearn():
+    from sklearn.neighbors import NearestNeighbors
+
+    from benchmarks.scale import exact_knn_rows
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((500, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    q = np.array([0, 7, 250, 499])
+    got = exact_knn_rows(x, q, k=5, block=64)
+    ref = NearestNeighbors(n_neighbors=6).fit(x).kneighbors(x[q], return_distance=False)[:, 1:]
+    np.testing.assert_array_equal(got, ref)
+
+
+def test_quick_harness_writes_every_group(tmp_path):
+    from benchmarks.__main__ import main
+
+    out = tmp_path / "benchmarks.md"
+    code = main(["--quick", "--threads", "1", "--out", str(out)])
+    payload = json.loads(out.with_suffix(".json").read_text())
+    assert code == 0, payload["errors"]
+    groups = {r["group"] for r in payload["rows"]}
+    assert groups == {"reader", "knn", "train", "infer", "scale"}
+    for r in payload["rows"]:
+        assert {"ours", "peer", "ratio", "repeats", "ours_mem_mb", "peer_mem_mb", "target", "target_met"} <= set(r)
+        if r["group"] in ("reader", "infer") or (r["group"] == "train" and r["status"] == "ok"):
+            assert r["ours"] > 0 and r["peer"] > 0 and r["ratio"] > 0 and r["repeats"] >= 1
+    names = [r["name"] for r in payload["rows"] if r["group"] == "train"]
+    assert any("NeighborLoader" in n for n in names) or all(r["status"] == "ok" for r in payload["rows"])
+    md = out.read_text()
+    for title in ("TFRecord reading", "k-nearest-neighbour graph", "Training throughput", "Inductive embedding",
+                  "YouTube-8M scale"):
+        assert f"## {title}" in md
+    assert "| Ratio |" in md and "Peak mem ours / peer (MiB)" in md and "quick mode" in md
+    assert (tmp_path / "scale" / "scale-2000.json").exists()
