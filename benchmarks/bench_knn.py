@@ -20,9 +20,13 @@ A method whose estimated time (from timing a sample of queries and extrapolating
 exceeds ``time_budget_s`` is reported as ``skipped (too slow: est. X s)`` instead of run; the
 exact baseline at sizes too large to run has ``seconds`` estimated the same way
 (``estimated: True``). Wall time depends on what else runs on the machine, so every row also
-records the process CPU time and the 1-minute load average. Peak memory is the peak process RSS (psutil, sampled every 20 ms) above
-the RSS before the method started: it includes FAISS's C++ allocations, which ``tracemalloc``
-cannot see.
+records the process CPU time and the 1-minute load average. Peak memory is the peak process
+RSS (psutil, sampled every 20 ms) above the RSS before the method started: it includes FAISS's
+C++ allocations, which ``tracemalloc`` cannot see.
+
+The same file regenerates the measurements behind the graph defaults of
+``vidsage_core.graph`` (k, tau) and ``vidsage_core.objects`` (proxy concepts):
+:func:`sweep_graph_defaults` (``--sweep-graph-defaults``), on train/validation labels only.
 
 Run: ``python benchmarks/bench_knn.py`` (prints a table; see ``--help``).
 """
@@ -308,6 +312,111 @@ def bench_knn(
     return rows
 
 
+# ---------------------------------------------------------------------------------------------
+# graph defaults (k, tau, proxy concepts) on the real data
+# ---------------------------------------------------------------------------------------------
+LITE_GRID = (
+    [(k, -0.35) for k in (15, 25, 35, 50, 100)]
+    + [(25, t) for t in (-0.30, -0.25, -0.20, 0.0, 0.2)]
+)
+PROXY_GRID = (  # (modality, num_subspaces, num_codewords, top)
+    ("rgb+audio", 8, 128, 2), ("rgb+audio", 8, 64, 2), ("rgb+audio", 8, 256, 2),
+    ("rgb+audio", 8, 128, 1), ("rgb+audio", 8, 64, 1), ("rgb+audio", 16, 128, 1),
+    ("rgb+audio", 16, 64, 1), ("rgb+audio", 4, 64, 1), ("rgb", 8, 64, 1), ("rgb", 16, 64, 1),
+    ("audio", 8, 64, 1), ("audio", 4, 64, 1),
+)
+
+
+def neighbour_label_gap(graph: Any, labels: Any, source_rows: np.ndarray,
+                        target_rows: np.ndarray) -> tuple[float, float]:
+    """GAP of predicting each target video's labels by the edge-weighted average of the labels
+    of its neighbours among ``source_rows`` (a non-learned graph baseline).
+
+    Returns:
+        (GAP@20 on the targets, fraction of targets without a source neighbour).
+    """
+    import scipy.sparse as sp
+
+    from vidsage_core.metrics import gap
+
+    a = graph.to_scipy().tocsr()
+    keep = np.zeros(a.shape[0], np.float32)
+    keep[source_rows] = 1.0
+    a = a[target_rows] @ sp.diags(keep)
+    deg = np.asarray(a.sum(1)).ravel()
+    scores = (sp.diags(1.0 / np.maximum(deg, 1e-12)) @ a @ labels).toarray()
+    return gap(scores, labels[target_rows]), float(np.mean(deg == 0))
+
+
+def sweep_graph_defaults(lite_grid=LITE_GRID, proxy_grid=PROXY_GRID, verbose: bool = True,
+                         ) -> dict[str, list[dict]]:
+    """Measure LiteVidSage (k, tau) and proxy-concept settings on the real YouTube-8M videos.
+
+    Graphs span all 13,998 videos (features only); labels are used for train (md5 buckets
+    2-4) and validation (bucket 1) only, never for the test bucket 0. Per setting: mean/max
+    degree, isolated videos, label homophily over train/val edges (and for random pairs),
+    validation GAP of :func:`neighbour_label_gap` from the training videos; for proxy concepts
+    the Jaccard-only graph (``vidsage_core.graph`` defaults) and the VidSage mix
+    (0.7 w1 + 0.3 w2 with the default LiteVidSage graph).
+
+    Returns:
+        ``{"lite": [...], "proxy": [...]}`` rows (also printed when ``verbose``).
+    """
+    from vidsage_core import paths
+    from vidsage_core.data import read_tfrecords, split_by_id
+    from vidsage_core.graph import (VideoGraph, build_graph, graph_stats, jaccard_edges,
+                                    lite_graph)
+    from vidsage_core.objects import FeatureCodebookProxy
+
+    vs = read_tfrecords(paths.YT8M_2018_GLOB, progress=False)
+    split = split_by_id(vs.ids)
+    y = vs.labels.tocsr()
+    mask = np.zeros(len(vs), bool)
+    mask[split.train] = mask[split.val] = True
+    x = vs.features("rgb+audio", normalize=True)
+    n = len(vs)
+    out: dict[str, list[dict]] = {"lite": [], "proxy": []}
+
+    def describe(g: Any) -> dict:
+        st = graph_stats(g, y, node_mask=mask)
+        val_gap, no_nb = neighbour_label_gap(g, y, split.train, split.val)
+        return {"mean_degree": st["degree_mean"], "max_degree": st["degree_max"],
+                "isolated": st["isolated_nodes"], "homophily": st["homophily"],
+                "weighted_homophily": st["weighted_homophily"],
+                "homophily_random_pairs": st["homophily_random_pairs"],
+                "val_gap": val_gap, "val_without_train_neighbour": no_nb}
+
+    max_k = max(k for k, _ in lite_grid)
+    dist, idx = knn(x, max_k)
+    for k, tau in lite_grid:
+        keep = (1.0 - dist[:, :k]) >= tau
+        rows = np.repeat(np.arange(n), k)[keep.ravel()]
+        g = build_graph(rows, idx[:, :k][keep], 1.0, n)
+        row = {"k": k, "tau": tau, **describe(g)}
+        out["lite"].append(row)
+        if verbose:
+            print("lite", json.dumps(row), flush=True)
+
+    lite = lite_graph(x)
+    for modality, subspaces, codewords, top in proxy_grid:
+        src = FeatureCodebookProxy(modality, subspaces, codewords, top).fit(vs, split.train)
+        ei, w, info = jaccard_edges(src.object_sets(vs), return_info=True)
+        jac = VideoGraph(ei, w, n)
+        mix = build_graph(np.concatenate([ei[0].numpy(), lite.edge_index[0].numpy()]),
+                          np.concatenate([ei[1].numpy(), lite.edge_index[1].numpy()]),
+                          np.concatenate([0.7 * w.numpy(), 0.3 * lite.edge_weight.numpy()]),
+                          n, symmetrize=False, reduce="sum")
+        row = {"source": src.name, "modality": modality, "num_subspaces": subspaces,
+               "num_codewords": codewords, "top": top, **describe(jac),
+               "candidate_pairs": info["candidate_pairs"],
+               "stop_objects": len(info["stop_objects"]),
+               "mix_val_gap": neighbour_label_gap(mix, y, split.train, split.val)[0]}
+        out["proxy"].append(row)
+        if verbose:
+            print("proxy", json.dumps(row), flush=True)
+    return out
+
+
 def _neighbour_ids(name: str, out: Any, k: int) -> np.ndarray:
     """Neighbour ids ``[n, k]`` without the query itself, from any method's output."""
     if name == "vidsage exact":
@@ -353,7 +462,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--synthetic", choices=["clustered", "uniform"], default="clustered")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    p.add_argument("--sweep-graph-defaults", action="store_true",
+                   help="instead: measure LiteVidSage (k, tau) and proxy-concept settings on "
+                        "the real data (train/validation labels only)")
     args = p.parse_args(argv)
+    if args.sweep_graph_defaults:
+        res = sweep_graph_defaults()
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(res, indent=1) + "\n")
+        return 0
     rows = bench_knn(tuple(args.n), dim=args.dim, k=args.k, repeats=args.repeats,
                      time_budget_s=args.time_budget, approx_modes=tuple(args.modes),
                      approx_min_n=args.approx_min_n, recall_sample=args.recall_sample,

@@ -1058,7 +1058,8 @@ def graph_stats(
     return out
 
 
-def _share_label(y: sp.csr_matrix, r: np.ndarray, c: np.ndarray, block: int = 1 << 20) -> np.ndarray:
+def _share_label(y: sp.csr_matrix, r: np.ndarray, c: np.ndarray,
+                 block: int = 1 << 20) -> np.ndarray:
     """Whether rows ``r[i]`` and ``c[i]`` of ``y`` share a nonzero column, bool ``[len(r)]``."""
     out = np.zeros(len(r), dtype=bool)
     for s in range(0, len(r), block):

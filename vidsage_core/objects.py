@@ -530,7 +530,8 @@ class VideoSetObjects:
             raise ValueError(f"VideoSet (source {getattr(videoset, 'source', '?')!r}) carries no "
                              "object sets; choose another object source")
         if len(objs) != len(videoset.ids):
-            raise ValueError(f"VideoSet.objects has {len(objs)} sets for {len(videoset.ids)} videos")
+            raise ValueError(f"VideoSet.objects has {len(objs)} sets for "
+                             f"{len(videoset.ids)} videos")
         return [frozenset(str(o) for o in s) for s in objs]
 
 
