@@ -104,7 +104,13 @@ def synthetic_unit_vectors(n: int, dim: int, seed: int = 0, kind: str = "cluster
 # measurement helpers
 # ---------------------------------------------------------------------------------------------
 class PeakRSS:
-    """Peak resident set size above the starting RSS, sampled by a background thread."""
+    """Peak resident set size above the starting RSS, sampled by a background thread, and
+    the peak of ``tracemalloc`` (numpy / Python allocations only).
+
+    RSS growth is a lower bound when the method reuses memory an earlier run freed but the
+    allocator kept (then it can read ~0); ``tracemalloc`` misses FAISS and torch buffers.
+    Rows report both.
+    """
 
     def __init__(self, interval: float = 0.02) -> None:
         import psutil
@@ -115,7 +121,10 @@ class PeakRSS:
         self._stop = threading.Event()
 
     def __enter__(self) -> "PeakRSS":
+        import tracemalloc
+
         gc.collect()
+        tracemalloc.start()
         self.base = self.proc.memory_info().rss
         self.peak = self.base
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -128,22 +137,31 @@ class PeakRSS:
             time.sleep(self.interval)
 
     def __exit__(self, *exc: Any) -> None:
+        import tracemalloc
+
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, self.proc.memory_info().rss)
+        self.traced_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
 
     @property
     def peak_mb(self) -> float:
         return (self.peak - self.base) / 2**20
 
+    @property
+    def traced_mb(self) -> float:
+        return self.traced_peak / 2**20
 
-def _timed(fn: Callable[[], Any]) -> tuple[float, float, float, Any]:
-    """Wall seconds, CPU seconds (all threads of this process), peak RSS MB, result."""
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, float, tuple[float, float], Any]:
+    """Wall seconds, CPU seconds (all threads of this process), (peak RSS growth MB, peak
+    traced MB), result."""
     with PeakRSS() as mem:
         t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
         sec, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return sec, cpu, mem.peak_mb, out
+    return sec, cpu, (mem.peak_mb, mem.traced_mb), out
 
 
 def _faiss_flat(x: np.ndarray, k: int, queries: np.ndarray | None = None):
@@ -212,7 +230,8 @@ def bench_knn(
     Returns:
         One dict per (size, method): ``n``, ``dim``, ``data``, ``synthetic``, ``method``,
         ``status``, ``seconds`` (mean of the runs, or the estimate), ``seconds_min``,
-        ``repeats``, ``estimated``, ``peak_rss_mb``, and for approximate modes
+        ``cpu_seconds``, ``load_avg_1min``, ``repeats``, ``estimated``, ``peak_rss_mb``,
+        ``peak_traced_mb`` (see :class:`PeakRSS`), and for approximate modes
         ``build_seconds``, ``recall_at_k``, ``speedup_vs_exact``, ``params``; for the exact
         baselines ``agree_with_vidsage`` (fraction of identical neighbour ids).
     """
@@ -269,7 +288,9 @@ def bench_knn(
             ids = _neighbour_ids(name, out, k)
             row.update(status="ok", seconds=float(np.mean(times)), seconds_min=float(min(times)),
                        cpu_seconds=float(np.mean(cpus)), repeats=n_rep,
-                       peak_rss_mb=float(max(mems)), load_avg_1min=os.getloadavg()[0])
+                       peak_rss_mb=float(max(m[0] for m in mems)),
+                       peak_traced_mb=float(max(m[1] for m in mems)),
+                       load_avg_1min=os.getloadavg()[0])
             if name == "vidsage exact":
                 exact_idx, exact_seconds = ids, float(np.mean(times))
             elif exact_idx is not None:
@@ -299,7 +320,8 @@ def bench_knn(
             else:
                 full_recall = None
             row = dict(base, method=f"vidsage {mode}", status="ok", seconds=sec, seconds_min=sec,
-                       cpu_seconds=cpu, repeats=1, estimated=False, peak_rss_mb=mem,
+                       cpu_seconds=cpu, repeats=1, estimated=False, peak_rss_mb=mem[0],
+                       peak_traced_mb=mem[1],
                        load_avg_1min=os.getloadavg()[0],
                        build_seconds=index.build_seconds, params=index.params,
                        recall_at_k=rec["recall"], recall_sample=rec["sample"],
@@ -436,7 +458,7 @@ def _fmt_row(r: dict) -> str:
     if r.get("repeats"):
         s += f" x{r['repeats']} (cpu {r['cpu_seconds']:.1f} s, load {r['load_avg_1min']:.1f})"
     if r.get("peak_rss_mb") is not None:
-        s += f"  peak +{r['peak_rss_mb']:.0f} MB"
+        s += f"  peak RSS +{r['peak_rss_mb']:.0f} MB, traced {r['peak_traced_mb']:.0f} MB"
     if r.get("agree_with_vidsage") is not None:
         s += f"  same ids {r['agree_with_vidsage']:.4f}"
     if r.get("recall_at_k") is not None:

@@ -475,8 +475,6 @@ def layerwise_embed(model, feats: np.ndarray, graph, out_path: str | Path | None
 
     from vidsage_core.model import VidSage
 
-    # torch flags sparse CSR as "beta"; the one operation used here (CSR @ dense) is stable.
-    warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
     if not isinstance(model, VidSage):
         raise TypeError(f"layerwise_embed implements the VidSage encoder, got {type(model).__name__}")
     was_training = model.training
@@ -526,8 +524,11 @@ def layerwise_embed(model, feats: np.ndarray, graph, out_path: str | Path | None
             for s in blocks(f"embed: layer {t + 1} aggregate"):
                 e = min(n, s + block)
                 lo, hi = int(rowptr[s]), int(rowptr[e])
-                a = torch.sparse_csr_tensor((rowptr[s:e + 1] - lo), col[lo:hi], weight[lo:hi].float(),
-                                            size=(e - s, n), check_invariants=False).to(device)
+                with warnings.catch_warnings():
+                    # torch flags sparse CSR as "beta"; the one operation used here (CSR @ dense) is stable.
+                    warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+                    a = torch.sparse_csr_tensor((rowptr[s:e + 1] - lo), col[lo:hi], weight[lo:hi].float(),
+                                                size=(e - s, n), check_invariants=False).to(device)
                 agg = a @ msg_t
                 out = conv.lin2(torch.cat([dense(h, s, e), agg], dim=-1))
                 if act:

@@ -39,13 +39,14 @@ def edge_dict(g: VideoGraph) -> dict[tuple[int, int], float]:
 
 
 # ------------------------------------------------------------------------------------ kNN
+@pytest.mark.parametrize("backend", ["faiss", "torch"])
 @pytest.mark.parametrize("normalize", [False, True])  # L2 index / inner-product index
-def test_knn_exact_matches_brute_force(normalize):
+def test_knn_exact_matches_brute_force(normalize, backend):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 16)).astype(np.float32)
     if normalize:
         x /= np.linalg.norm(x, axis=1, keepdims=True)
-    dist, idx = knn(x, 7, batch_size=64, device="cpu")  # several query blocks
+    dist, idx = knn(x, 7, batch_size=64, device="cpu", backend=backend)  # several blocks
     ref_d, ref_i = brute_force(x, x, 7, exclude_self=True)
     assert dist.dtype == np.float32 and idx.dtype == np.int64 and dist.shape == (300, 7)
     np.testing.assert_array_equal(idx, ref_i)  # continuous random data: no ties
@@ -56,14 +57,15 @@ def test_knn_external_queries_keep_everything():
     rng = np.random.default_rng(1)
     xb = rng.normal(size=(100, 8)).astype(np.float32)
     xq = rng.normal(size=(20, 8)).astype(np.float32)
-    dist, idx = knn(xb, 5, queries=xq, device="cpu")
+    dist, idx = knn(xb, 5, queries=xq, device="cpu", backend="faiss")
     ref_d, ref_i = brute_force(xb, xq, 5, exclude_self=False)
     np.testing.assert_array_equal(idx, ref_i)
     np.testing.assert_allclose(dist, ref_d, atol=2e-5)
 
 
+@pytest.mark.parametrize("backend", ["faiss", "torch"])
 @pytest.mark.parametrize("normalize", [False, True])
-def test_knn_exclude_self_by_index_with_duplicates(normalize):
+def test_knn_exclude_self_by_index_with_duplicates(normalize, backend):
     rng = np.random.default_rng(2)
     base = rng.normal(size=(30, 8)).astype(np.float32)
     # Groups of 1..5 identical vectors: with k=2 a group of 5 means FAISS may rank the query's
@@ -72,7 +74,7 @@ def test_knn_exclude_self_by_index_with_duplicates(normalize):
     if normalize:
         x /= np.linalg.norm(x, axis=1, keepdims=True)
     n, k = len(x), 2
-    dist, idx = knn(x, k, device="cpu")
+    dist, idx = knn(x, k, device="cpu", backend=backend)
     ref_d, _ = brute_force(x, x, k, exclude_self=True)
     assert not np.any(idx == np.arange(n)[:, None]), "a query returned itself"
     np.testing.assert_allclose(dist, ref_d, atol=1e-3)  # duplicates come back at distance ~0

@@ -298,12 +298,14 @@ def _gpu_resources():
 class _TorchFlatIndex:
     """Exact search with torch matmul + topk in query blocks.
 
-    Used on CUDA when FAISS has no GPU support (the pinned ``faiss-cpu``); the score block is
-    capped at ``max_block_elems`` entries so memory stays bounded for any ``N``.
+    The default exact backend (see :func:`build_index` for the timing that chose it). The score
+    block is capped at ``max_block_elems`` entries (2^25 floats = 128 MB; 14k real videos:
+    2^22 / 2^24 / 2^26 took 5.9 / 4.1 / 3.9 s) so memory stays bounded for any ``N``; on the
+    CPU the database is shared with the numpy array, not copied.
     """
 
     def __init__(self, x: np.ndarray, inner_product: bool, device: str,
-                 max_block_elems: int = 1 << 28) -> None:
+                 max_block_elems: int = 1 << 25) -> None:
         self.device = device
         self.xb = torch.from_numpy(x).to(device)
         self.inner_product = inner_product
@@ -442,11 +444,11 @@ def build_index(
 
     Args:
         x: database float32 ``[N, D]``.
-        mode: "exact" (``IndexFlatL2`` / ``IndexFlatIP``), "ivf" (``IndexIVFFlat``) or "hnsw"
-            (``IndexHNSWFlat``).
-        device: "auto", "cpu" or "cuda[:i]". On CUDA FAISS GPU indexes are used when this FAISS
-            build has GPU support; otherwise exact search runs as blocked torch matmul on the
-            GPU, and IVF/HNSW stay on the CPU.
+        mode: "exact" (see ``backend``), "ivf" (FAISS ``IndexIVFFlat``) or "hnsw" (FAISS
+            ``IndexHNSWFlat``).
+        device: "auto", "cpu" or "cuda[:i]". On CUDA, FAISS GPU indexes are used when this
+            FAISS build has GPU support; otherwise exact search runs as blocked torch matmul on
+            the GPU, and IVF/HNSW stay on the CPU.
         metric: "auto" (inner product when every row is unit-norm, else L2), "l2" or "ip".
             Distances returned by searches are Euclidean either way; "ip" requires unit rows.
         nlist: IVF cells; default ``round(4 * sqrt(N))`` (capped so every cell gets >= 39
@@ -457,7 +459,13 @@ def build_index(
         ef_construction: HNSW build beam width.
         train_size: IVF training sample; default ``min(N, 64 * nlist)``.
         seed: seeds the IVF training sample and k-means.
-        backend: "auto", "faiss" or "torch" (exact only).
+        backend: exact search engine: "torch" (blocked matmul + topk), "faiss"
+            (``IndexFlatIP`` / ``IndexFlatL2``) or "auto": FAISS-GPU where available, else
+            torch. Measured on this project's 2-core CPU machine (real 13,998 x 1152 videos, all
+            13,998 queries, k = 25): torch 3.9 s vs FAISS flat 15.8 s (CPU time 3.9 vs 15.9 s);
+            100k synthetic x 1024, 2,000 queries: 4.9 vs 16.5 CPU s; results are identical
+            (both checked against brute force in the tests). Approximate modes always use
+            FAISS.
 
     Returns:
         A :class:`KnnIndex`.
@@ -491,8 +499,8 @@ def build_index(
     params: dict[str, Any] = {"metric": "ip" if inner_product else "l2"}
     t0 = time.perf_counter()
 
-    if mode == "exact" and (backend == "torch" or (backend == "auto" and use_gpu
-                                                   and not _faiss_gpu_available())):
+    if mode == "exact" and (backend == "torch" or (backend == "auto" and not (
+            use_gpu and _faiss_gpu_available()))):
         index = _TorchFlatIndex(x, inner_product, dev)
         return KnnIndex(index, mode, inner_product, n, d, params, f"torch-{dev}",
                         time.perf_counter() - t0)
@@ -544,8 +552,10 @@ def knn(
 ) -> tuple[np.ndarray, np.ndarray]:
     """k nearest neighbours (Euclidean) of queries among the rows of ``x``.
 
-    The database is indexed once and queried in blocks of ``batch_size``, so memory is
-    ``O(N * D + batch_size * k)``, never ``N x N``.
+    The database is indexed once and queried in blocks of ``batch_size`` (and the exact torch
+    backend scores at most 2^25 pairs at a time), so memory is ``O(N * D + batch_size * k)``,
+    never ``N x N``. Exact search: torch matmul + topk by default, FAISS flat with
+    ``backend="faiss"`` (see :func:`build_index`).
 
     Default approximate parameters were measured on the real 13,998 YouTube-8M videos
     (rgb+audio, normalised, k=25, recall@25 on 2,000 sampled queries): HNSW (M=32,
@@ -678,23 +688,24 @@ def lite_graph(
     YouTube-8M set (rgb+audio concatenated, then L2-normalised), graph over all videos,
     labels of train (md5 buckets 2-4) and validation (bucket 1) only; the test bucket 0 was
     never looked at. "hom." = fraction of train/val edges whose endpoints share a label (random
-    pairs: 0.082); "val GAP" = GAP@20 on validation of the average of the labels of each
-    validation video's *training* neighbours in the graph (reference: the 25 nearest training
-    videos by cosine give 0.585 on validation):
+    pairs: 0.082); "val GAP" = GAP@20 (``vidsage_core.metrics.gap``) on validation of the
+    average of the labels of each validation video's *training* neighbours in the graph (for
+    reference, the 25 nearest training videos by cosine give 0.572). Regenerate with
+    ``python benchmarks/bench_knn.py --sweep-graph-defaults``:
 
     ===  =====  ========  =======  =====  =====  =======
     k    tau    mean deg  max deg  iso.   hom.   val GAP
     ===  =====  ========  =======  =====  =====  =======
-    15   -0.35  22.6      214      0      0.609  0.583
-    25   -0.35  36.5      250      0      0.583  0.591
-    35   -0.35  50.0      269      0      0.564  0.590
-    50   -0.35  69.8      280      0      0.541  0.584
-    100  -0.35  133.0     344      0      0.490  0.562
-    25   -0.30  34.8      249      6      0.600  0.582
-    25   -0.25  25.5      223      347    0.671  0.509
+    15   -0.35  22.6      214      0      0.609  0.582
+    25   -0.35  36.5      250      0      0.583  0.590
+    35   -0.35  50.0      269      0      0.564  0.589
+    50   -0.35  69.8      280      0      0.541  0.583
+    100  -0.35  132.5     344      0      0.491  0.561
+    25   -0.30  34.8      249      6      0.600  0.581
+    25   -0.25  25.5      223      347    0.671  0.506
     25   -0.20  15.0      177      1736   0.752  0.432
-    25   0.00   1.1       47       10635  0.927  0.139
-    25   0.20   0.1       10       13505  0.994  0.021
+    25   0.00   1.1       47       10635  0.927  0.160
+    25   0.20   0.1       10       13505  0.994  0.043
     ===  =====  ========  =======  =====  =====  =======
 
     On these 14k videos the nearest neighbours are far (median ``g`` of the 1st neighbour is
@@ -802,9 +813,10 @@ def jaccard_edges(
 
     ``min_jaccard`` drops weak pairs. Defaults (0.1, 25, 5%) were measured with the proxy
     concepts of ``vidsage_core.objects.FeatureCodebookProxy`` on the real YouTube-8M videos
-    (table there): ``min_jaccard`` 0.2 instead of 0.1 raised homophily (e.g. 0.46 -> 0.72 at 8
-    sub-spaces x 64 words) but isolated videos and lowered the validation GAP of neighbour-label
-    averaging in every setting (e.g. 0.456 -> 0.307); ``m = 25`` matches the kNN cap.
+    (table there): in a first sweep ``min_jaccard`` 0.2 instead of 0.1 raised homophily (e.g.
+    0.46 -> 0.72 at 8 sub-spaces x 64 words) but isolated videos and lowered the validation GAP
+    of neighbour-label averaging in every setting tried (e.g. 0.456 -> 0.307; 14 settings);
+    ``m = 25`` matches the kNN cap.
 
     Args:
         object_sets: per-video object sets, ``[N]``.

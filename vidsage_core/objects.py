@@ -419,32 +419,32 @@ class FeatureCodebookProxy:
     bucket 0 never looked at. "hom." = fraction of train/val Jaccard edges whose endpoints share
     a label (random pairs 0.082, LiteVidSage k=25 edges 0.583); "GAP J" / "GAP mix" =
     validation GAP@20 of the average label of each validation video's training neighbours in
-    the Jaccard-only graph / the VidSage graph (0.7 w1 + 0.3 w2, LiteVidSage alone: 0.591);
-    "pairs" = candidate pairs the inverted index produced (all pairs: 98M):
+    the Jaccard-only graph / the VidSage graph (0.7 w1 + 0.3 w2; LiteVidSage alone: 0.590);
+    "pairs" = candidate pairs the inverted index produced (all pairs: 98M). Regenerate with
+    ``python benchmarks/bench_knn.py --sweep-graph-defaults``:
 
     =========  ==  ===  ===  ========  ====  =====  =====  =======  =====
     modality   s   c    top  mean deg  iso.  hom.   GAP J  GAP mix  pairs
     =========  ==  ===  ===  ========  ====  =====  =====  =======  =====
-    rgb+audio  8   128  2    37.0      0     0.558  0.517  0.599    41M
-    rgb+audio  8   64   2    36.4      0     0.540  0.509  0.601    75M
-    rgb+audio  8   256  2    29.1      10    0.671  0.476  0.599    21M
-    rgb+audio  8   128  1    33.7      0     0.524  0.474  0.594    11M
-    rgb+audio  8   64   1    35.4      0     0.489  0.460  0.593    22M
-    rgb+audio  16  128  1    22.5      37    0.657  0.377  0.596    22M
-    rgb+audio  16  64   1    37.2      0     0.482  0.483  0.598    42M
-    rgb+audio  4   64   1    37.9      0     0.516  0.452  0.576    12M
-    rgb        8   64   1    40.5      0     0.414  0.421  0.590    22M
-    rgb        16  64   1    35.5      0     0.456  0.433  0.596    42M
-    audio      8   64   1    36.8      0     0.302  0.268  0.561    22M
-    audio      4   64   1    37.5      0     0.297  0.250  0.529    11M
+    rgb+audio  8   128  2    37.0      0     0.558  0.519  0.599    41M
+    rgb+audio  8   64   2    36.4      0     0.540  0.511  0.600    75M
+    rgb+audio  8   256  2    29.1      10    0.671  0.478  0.599    21M
+    rgb+audio  8   128  1    33.7      0     0.524  0.477  0.594    11M
+    rgb+audio  8   64   1    35.4      0     0.489  0.463  0.593    22M
+    rgb+audio  16  128  1    22.5      34    0.657  0.387  0.596    22M
+    rgb+audio  16  64   1    35.0      0     0.491  0.482  0.598    42M
+    rgb+audio  4   64   1    34.0      0     0.507  0.455  0.578    12M
+    rgb        8   64   1    35.0      0     0.442  0.427  0.593    22M
+    rgb        16  64   1    34.0      0     0.461  0.438  0.597    42M
+    audio      8   64   1    34.1      0     0.306  0.272  0.564    22M
+    audio      4   64   1    33.4      0     0.296  0.252  0.535    11M
     =========  ==  ===  ===  ========  ====  =====  =====  =======  =====
 
-    (rows with top 1 other than (8, 64), (8, 128) and (16, 128) were measured before the
-    pair-hash tie-break in ``jaccard_edges``; it changed (8, 64, 1) from hom. 0.464 / GAP J
-    0.456 to the values shown.) The default has the best Jaccard-only GAP, no isolated
-    videos and a mixed-graph GAP within 0.002 of the best. Audio-only concepts are clearly
-    weaker. Candidate pairs grow like ``N^2 * s * top^2 / c``: for larger collections raise
-    ``num_codewords`` (about ``N / 100``) so each word stays rare.
+    The default has the best Jaccard-only GAP, no isolated videos, and a mixed-graph GAP
+    within 0.001 of the best (8 x 64, top 2, which needs 75M candidate pairs, 3/4 of all
+    pairs). Audio-only concepts are clearly weaker. Candidate pairs grow like
+    ``N^2 * s * top^2 / c``: for larger collections raise ``num_codewords`` (about ``N / 100``)
+    so each word stays rare.
 
     Args:
         modality: "rgb", "audio" or "rgb+audio".

@@ -349,7 +349,8 @@ def _heads(rows: Sequence[dict], variant: str) -> list[str]:
 def _ours_rows(rows: Sequence[dict], metrics: Sequence[tuple[str, str]], synthetic: bool,
                paper_cells: Mapping[str, Mapping[str, Any]], base: Mapping[str, Any] | None = None,
                variants: Sequence[str] = ("lite", "vidsage"),
-               names: Mapping[str, str] | None = None) -> list[dict]:
+               names: Mapping[str, str] | None = None,
+               extra_notes: Sequence[str] = ()) -> list[dict]:
     """One row per (variant, object source, head) of our GNN variants, paper cells beside."""
     out = []
     for variant in variants:
@@ -357,13 +358,13 @@ def _ours_rows(rows: Sequence[dict], metrics: Sequence[tuple[str, str]], synthet
             for head in _heads(rows, variant) or ["logistic"]:
                 sel = _select(rows, variant, head, source)
                 name = (names or _METHOD_NAME)[variant]
-                if variant == "vidsage":
+                if variant.startswith("vidsage"):
                     name += f" [objects: {source or 'unknown'}]"
                 row = dict(base or {})
                 row.update({"method": name, "head": head})
                 row.update(paper_cells.get(variant, {}))
                 row.update(_measured(sel, metrics) if sel else _empty_measured(metrics))
-                notes = []
+                notes = list(extra_notes)
                 if not sel:
                     notes.append(f"not in this run ({variant}-{head})")
                 elif synthetic:
@@ -432,6 +433,15 @@ def table2(run_dir: str | Path, frame_run_dir: str | Path | None = None) -> tupl
     table += _ours_rows(rows, _T2_METRICS, synthetic, paper_cells,
                         base={"input features": "Video-level"},
                         names={"lite": "LiteVidSage (Ours)", "vidsage": "VidSage (Ours)"})
+    concat = [v for v in ("lite+raw", "vidsage+raw") if _heads(rows, v)]
+    if concat:
+        nan_cells = {"paper mAP": math.nan, "paper top-1": math.nan, "paper PERR": math.nan}
+        table += _ours_rows(rows, _T2_METRICS, synthetic, {v: nan_cells for v in concat},
+                            base={"input features": "Video-level, [x; z] (raw ‖ GNN embedding)"},
+                            variants=concat,
+                            names={"lite+raw": "LiteVidSage ⊕ raw features",
+                                   "vidsage+raw": "VidSage ⊕ raw features"},
+                            extra_notes=["beyond the paper: head on [x ‖ z]"])
 
     for head in _heads(rows, "sgc") or ["logistic"]:
         sel = _select(rows, "sgc", head)
