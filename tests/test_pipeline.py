@@ -107,3 +107,32 @@ def test_table2_shows_the_concatenated_rows_beside_the_paper_rows(synthetic_run)
     assert len(concat) == 2 and concat["note"].str.contains("beyond the paper").all()
     assert (concat["n seeds"] == 2).all()
     assert "synthetic" in caption.lower()
+
+
+def test_prepare_only_writes_the_inputs_of_distributed_training(tmp_path):
+    from vidsage_core import train
+
+    videos = make_synthetic(120, num_classes=12, num_topics=4, seed=2)
+    out = tmp_path / "prep"
+    config = pipeline.RunConfig(out=str(out), variants=("lite",), prepare_only=True, device="cpu")
+    assert pipeline.run(config, videos=videos, progress=False)["rows"] == []
+    x = np.load(out / "features_trainval.npy")
+    assert x.shape == (len(pipeline.load_run(out).trainval), 1152)
+    code = train.main(["--features", str(out / "features_trainval.npy"),
+                       "--graph", str(out / "lite" / "graph.pt"), "--out", str(tmp_path / "t"),
+                       "--epochs", "1", "--hidden-dim", "16", "--out-dim", "16",
+                       "--batch-size", "32", "--device", "cpu", "--no-progress"])
+    assert code == 0 and (tmp_path / "t" / "model.pt").exists()
+
+
+def test_run_takes_feature_sizes_from_the_data(tmp_path):
+    # `vidsage ingest` writes 1280-d EfficientNet rgb: the pipeline must not assume 1024.
+    from vidsage_core.data import write_video_level_tfrecord
+
+    base = make_synthetic(80, num_classes=6, num_topics=3, seed=4)
+    rgb = np.concatenate([base.rgb, base.rgb[:, :256]], 1)
+    labels = [list(base.labels[i].indices) for i in range(len(base))]
+    path = write_video_level_tfrecord(tmp_path / "ingested.tfrecord", list(base.ids), rgb,
+                                      base.audio, labels)
+    videos = pipeline.load_videos(str(path), progress=False)
+    assert videos.rgb.shape == (80, 1280) and videos.audio.shape == (80, 128)

@@ -29,7 +29,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from vidsage_core.data import fastpath, wire
-from vidsage_core.data.tfrecord import HEADER_BYTES, TFRecordError, frame_records
+from vidsage_core.data.tfrecord import HEADER_BYTES, TFRecordError, frame_records, iter_tfrecord
 from vidsage_core.data.videoset import SkipReport, VideoSet, csr_from_counts
 
 RGB_DIM = 1024  # Inception (PCA-reduced) frame feature size
@@ -652,6 +652,42 @@ def _describe(spec: Any, files: list[Path]) -> str:
     return f"{len(files)} files: {files[0]} ... {files[-1]}"
 
 
+def detect_dims(files: Sequence[Path], level: str = "video") -> tuple[int, int]:
+    """``(rgb_dim, audio_dim)`` of the first record of the first non-empty file.
+
+    Video level: the lengths of ``mean_rgb`` / ``mean_audio``; frame level: the byte length of
+    the first ``rgb`` / ``audio`` frame. YouTube-8M's sizes (1024, 128) when nothing is found.
+    """
+    for path in files:
+        try:
+            rec = next(iter(iter_tfrecord(path)), None)
+        except (OSError, ValueError):  # unreadable here: the reader proper reports it
+            continue
+        if rec is None:
+            continue
+        try:
+            if level == "video":
+                feats = wire.parse_example(rec) or {}
+                dims = []
+                for key, default in ((b"mean_rgb", RGB_DIM), (b"mean_audio", AUDIO_DIM)):
+                    if key not in feats:
+                        dims.append(default)
+                        continue
+                    _, spans = wire.feature_kind(rec, *feats[key])
+                    dims.append(len(wire.float_values(rec, spans)))
+                return dims[0], dims[1]
+            parsed = wire.parse_sequence_example(rec)
+            lists = parsed[1] if parsed else {}
+            dims = []
+            for key, default in ((b"rgb", RGB_DIM), (b"audio", AUDIO_DIM)):
+                frames = wire.bytes_frames(rec, *lists[key]) if key in lists else None
+                dims.append(int(frames.shape[1]) if frames is not None and len(frames) else default)
+            return dims[0], dims[1]
+        except (wire.WireError, IndexError):  # malformed: the reader proper reports it
+            continue
+    return RGB_DIM, AUDIO_DIM
+
+
 def read_tfrecords(
     paths_or_glob: str | os.PathLike | Sequence[str | os.PathLike],
     level: str = "video",
@@ -664,8 +700,8 @@ def read_tfrecords(
     *,
     top_k: int = 5,
     require_labels: bool = False,
-    rgb_dim: int = RGB_DIM,
-    audio_dim: int = AUDIO_DIM,
+    rgb_dim: int | None = RGB_DIM,
+    audio_dim: int | None = AUDIO_DIM,
 ) -> VideoSet:
     """Read YouTube-8M TFRecords into a :class:`VideoSet`.
 
@@ -698,7 +734,8 @@ def read_tfrecords(
             valid and counted in ``skipped.info["unlabelled"]``).
         rgb_dim, audio_dim: feature sizes every record must have (YouTube-8M: 1024 and 128; e.g.
             1280 for files written by ``vidsage ingest`` with EfficientNet features). The pooled
-            widths and ``frames`` (``rgb_dim + audio_dim``) follow them.
+            widths and ``frames`` (``rgb_dim + audio_dim``) follow them. ``None``: take the
+            size from the first record found (every later record must agree).
 
     Returns:
         The videos in file order; ``skipped`` holds the :class:`SkipReport` (also when empty).
@@ -716,6 +753,11 @@ def read_tfrecords(
         raise ValueError(f"num_classes must be positive, got {num_classes}")
     if max_frames < 1:
         raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+    files = resolve_paths(paths_or_glob)
+    if rgb_dim is None or audio_dim is None:
+        found = detect_dims(files, level)
+        rgb_dim = found[0] if rgb_dim is None else rgb_dim
+        audio_dim = found[1] if audio_dim is None else audio_dim
     if rgb_dim < 1 or audio_dim < 1:
         raise ValueError(f"rgb_dim and audio_dim must be positive, got {rgb_dim}, {audio_dim}")
     blocks = parse_pooling(pooling, top_k)
@@ -729,7 +771,6 @@ def read_tfrecords(
         decode = _frame_decoder(max_frames, blocks, keep_frames, rgb_dim, audio_dim)
     width = sum(k for _, k in blocks)
     widths = (rgb_dim * width, audio_dim * width)
-    files = resolve_paths(paths_or_glob)
     report = SkipReport()
     state = _State(on_error=on_error, num_classes=num_classes, require_labels=require_labels, report=report)
     vectorised = level == "video"
