@@ -34,3 +34,14 @@ def tiny_videoset():
     from vidsage_core.data import make_synthetic
 
     return make_synthetic(200, num_classes=50, num_topics=8, num_objects=40, seed=0)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models: OpenMP's thread hand-offs cost more than the work (badly so on a shared CPU)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

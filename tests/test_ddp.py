@@ -58,12 +58,7 @@ def _worker(rank: int, port: int, out: str, full_graph: bool) -> None:
     assert not dist.is_initialized()  # train() tears down the group it created
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("full_graph", [True, False])

@@ -12,13 +12,7 @@ import torch
 from vidsage_core import evaluate as E
 from vidsage_core.metrics import METRIC_KEYS, gap
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models: a second thread only adds synchronisation, badly so on a shared machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # Small, fast settings for every test; the real-data defaults are checked in a one-off script.

@@ -17,13 +17,7 @@ from vidsage_core.model import build_model
 from vidsage_core.train import TrainConfig, embed
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny graphs: OpenMP's thread hand-offs cost more than the work (badly so on a shared CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def unit(a: np.ndarray) -> np.ndarray:

@@ -27,13 +27,7 @@ def synthetic_clusters(n: int = 120, d: int = 16, clusters: int = 6, seed: int =
     return x, lite_graph(x, k=5, tau=-1.0, device="cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny graphs: OpenMP's thread hand-offs cost more than the work (badly so on a shared CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 X, G = synthetic_clusters()
