@@ -35,13 +35,14 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def _to_jsonable(obj: Any) -> Any:
+def to_jsonable(obj: Any) -> Any:
+    """Plain JSON types for dataclasses, numpy values and paths (what save_json writes)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return _to_jsonable(dataclasses.asdict(obj))
+        return to_jsonable(dataclasses.asdict(obj))
     if isinstance(obj, dict):
-        return {str(k): _to_jsonable(v) for k, v in obj.items()}
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_to_jsonable(v) for v in obj]
+        return [to_jsonable(v) for v in obj]
     if isinstance(obj, Path):
         return str(obj)
     if isinstance(obj, np.generic):
@@ -56,7 +57,7 @@ def save_json(obj: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_to_jsonable(obj), indent=2, sort_keys=False) + "\n")
+    tmp.write_text(json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n")
     tmp.replace(path)  # atomic: a reader never sees half a file
     return path
 
