@@ -170,7 +170,9 @@ def knn_rows(res: list[dict]) -> list[Row]:
                 status = "; ".join(
                     f"{nm}: {r['status']}" + (f" (est. {r['seconds']:.0f} s)" if r.get("estimated") else "")
                     for nm, r in (("ours", ours), ("peer", peer)) if r is not None and r.get("status") != "ok")
-            extra = {}
+            extra = {"ours_cpu_s": ours.get("cpu_seconds"), "peer_cpu_s": (peer or {}).get("cpu_seconds"),
+                     "load_avg_1min": ours.get("load_avg_1min")}
+            extra = {k: v for k, v in extra.items() if v is not None}
             if peer is not None and peer.get("agree_with_vidsage") is not None:
                 extra["same_neighbour_ids"] = peer["agree_with_vidsage"]
             rows.append(Row(group="knn", name="exact kNN graph (all N videos as queries)", size=size, metric="s",

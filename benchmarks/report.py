@@ -68,6 +68,7 @@ class Row:
         notes: caveats in words.
         device: where it ran ("cpu", "cuda:0 (NVIDIA H100)").
         measured_at: ISO time stamp.
+        command: the command that produced the row (rows of several runs can be merged).
     """
 
     group: str
@@ -90,6 +91,7 @@ class Row:
     notes: str = ""
     device: str = "cpu"
     measured_at: str = ""
+    command: str = ""  # the command line that measured this row (set by write_results)
 
     def __post_init__(self) -> None:
         if not self.measured_at:
@@ -411,7 +413,8 @@ def render_markdown(payload: dict[str, Any]) -> str:
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `{payload['command']}` on {payload['created']}"
+        f"Last written by `{payload['command']}` on {payload['created']}; rows of groups not re-run are kept from "
+        "earlier runs, and each row names the command and time that measured it"
         + (" — **quick mode (tiny sizes, smoke test only; do not quote)**" if payload.get("quick") else "")
         + ". Regenerate with `./reproduce.sh bench` (= `python -m benchmarks`).",
         "",
@@ -460,7 +463,8 @@ def render_markdown(payload: dict[str, Any]) -> str:
             if r.extra:
                 bits.append("measured: " + ", ".join(
                     f"{k} = {json.dumps(v) if isinstance(v, (dict, list)) else _fmt(v)}" for k, v in r.extra.items()))
-            bits.append(f"device {r.device}; memory: {r.mem_method}; measured {r.measured_at}")
+            bits.append(f"device {r.device}; memory: {r.mem_method}; measured {r.measured_at}"
+                        + (f" by `{r.command}`" if r.command else ""))
             lines.append(f"- **{g}-{i}** " + " ".join(b if b.endswith(".") else b + "." for b in bits))
         lines.append("")
     if payload.get("errors"):
@@ -487,6 +491,8 @@ def write_results(rows: Iterable[Row | dict], out_md: str | Path, command: str, 
     out_md = Path(out_md)
     out_json = out_md.with_suffix(".json")
     new_rows = [r if isinstance(r, Row) else Row.from_dict(r) for r in rows]
+    for r in new_rows:
+        r.command = r.command or command
     errors = list(errors or [])
     ran = {r.group for r in new_rows} | {e["group"] for e in errors}
     kept: list[Row] = []
