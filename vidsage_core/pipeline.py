@@ -245,8 +245,9 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
     save_json({"trainval": trainval, "test": test}, out / "split.json")
     y = videos.labels.tocsr()
     y_tv, y_te = y[trainval], y[test]
+    x_tv, x_te = x[trainval], x[test]  # indexed once: every method sees these same rows
     if config.prepare_only:
-        np.save(out / "features_trainval.npy", np.ascontiguousarray(x[trainval]))
+        np.save(out / "features_trainval.npy", x_tv)
         for variant in config.variants:
             build_variant_graph(variant, prepared, config, progress)
         print(f"[run] prepared {out}/features_trainval.npy and "
@@ -285,9 +286,9 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
     }
     if config.baselines:
         print(f"[run] baselines on {len(trainval)} train+val / {len(test)} test videos", flush=True)
-        f_tv, f_te = sgc_features(x[trainval], x[test], config.sgc_k, device)
+        f_tv, f_te = sgc_features(x_tv, x_te, config.sgc_k, device)
         for seed in config.seeds:
-            heads_on("raw", x[trainval], x[test], seed, heads=config.heads)
+            heads_on("raw", x_tv, x_te, seed, heads=config.heads)
             heads_on("sgc", f_tv, f_te, seed)
     if videos.frames is not None and config.frame_heads:
         from vidsage_core.evaluate import FrameInput
@@ -313,13 +314,13 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
             print(f"[run] {VARIANT_METHOD[variant]} seed {seed}: training on "
                   f"{graph.num_nodes} nodes", flush=True)
             t0 = time.perf_counter()
-            z_tv, z_te, _ = train_and_embed(x[trainval], graph, x[test], tconf,
+            z_tv, z_te, _ = train_and_embed(x_tv, graph, x_te, tconf,
                                             vdir / f"seed{seed}", attach, progress=progress)
             seconds = time.perf_counter() - t0
             heads_on(variant, z_tv, z_te, seed, source_name, seconds)
             if config.concat_raw:
-                heads_on(f"{variant}+raw", np.concatenate([x[trainval], z_tv], 1),
-                         np.concatenate([x[test], z_te], 1), seed, source_name, seconds)
+                heads_on(f"{variant}+raw", np.concatenate([x_tv, z_tv], 1),
+                         np.concatenate([x_te, z_te], 1), seed, source_name, seconds)
     provenance["total_seconds"] = time.perf_counter() - t_start
     metrics = {"rows": rows, "provenance": provenance}
     save_json(metrics, out / "metrics.json")
@@ -429,6 +430,15 @@ class RunView:
         from vidsage_core.graph import VideoGraph
 
         return VideoGraph.load(self.out / variant / "graph.pt")
+
+    def object_sets(self, variant: str) -> list[frozenset[str]] | None:
+        """Every video's object set from the variant's fitted object source (None: no source)."""
+        import pickle
+
+        path = self.out / variant / "object_source.pkl"
+        if not path.is_file():
+            return None
+        return pickle.loads(path.read_bytes()).object_sets(self.videos)
 
     def embeddings(self, variant: str, seed: int = 0, part: str = "trainval") -> np.ndarray:
         """float32 [rows of ``part``, d'] GNN embeddings ("trainval" or "test")."""

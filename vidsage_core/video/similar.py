@@ -109,8 +109,6 @@ def load_run_artifacts(run_dir: str | Path, variant: str = "vidsage", device: st
 
 def _from_pipeline_run(run_dir: Path, variant: str, device: str, seed: int = 0) -> RunArtifacts:
     """A ``vidsage run`` directory: the graph covers its train+val videos; seed 0's model."""
-    import pickle
-
     from vidsage_core.pipeline import load_run
     from vidsage_core.train import load_model
 
@@ -119,11 +117,8 @@ def _from_pipeline_run(run_dir: Path, variant: str, device: str, seed: int = 0) 
     if not (model_dir / "model.pt").is_file():
         raise FileNotFoundError(f"run {run_dir}: no trained {variant!r} model at {model_dir}")
     rows = view.trainval
-    objects = None
-    if (run_dir / variant / "object_source.pkl").is_file():
-        source = pickle.loads((run_dir / variant / "object_source.pkl").read_bytes())
-        all_sets = source.object_sets(view.videos)
-        objects = [all_sets[i] for i in rows]
+    all_sets = view.object_sets(variant)
+    objects = None if all_sets is None else [all_sets[i] for i in rows]
     return RunArtifacts(run_dir, variant, view.config, load_model(model_dir, device=device),
                         np.ascontiguousarray(view.x[rows]), view.graph(variant),
                         np.asarray(view.videos.ids)[rows], view.embeddings(variant, seed),
@@ -346,10 +341,7 @@ def graph_stage_latency(run_dir: str | Path, embedders: dict[str, Any], repeats:
     for v, emb in embedders.items():
         sets = None
         if emb.use_objects:
-            import pickle
-
-            source = pickle.loads((Path(run_dir) / v / "object_source.pkl").read_bytes())
-            all_sets = source.object_sets(view.videos)
+            all_sets = view.object_sets(v)
             sets = [all_sets[i] for i in view.test]
         attach, gnn = [], []
         for i in range(warmup + repeats):
