@@ -58,6 +58,17 @@ def test_head_config_is_frozen_with_documented_defaults() -> None:
     assert cfg.num_mixtures == 2 and cfg.seed == 0 and cfg.device == "auto"
     assert E.HEADS == ("logistic", "hinge", "moe")
     assert E.FRAME_HEADS == ("logistic_average", "dbof", "lstm", "moe_mu_sigma_top5")
+    # Epochs: per head from the validation measurements unless set for all heads.
+    assert [cfg.epochs_for(h) for h in E.HEADS] == [8, 5, 5]
+    assert cfg.epochs_for("lstm") == E.DEFAULT_HEAD_EPOCHS
+    assert E.HeadConfig(epochs=3).epochs_for("moe") == 3
+
+
+@pytest.mark.parametrize("name", E.HEADS)
+def test_fit_head_trains_for_the_head_s_epochs(name: str) -> None:
+    x, y = synthetic_video_level(n=64)
+    head = E.fit_head(name, x, y, E.HeadConfig(batch_size=32, device="cpu"))
+    assert [h["epoch"] for h in head.history] == list(range(1, E.HEAD_EPOCHS[name] + 1))
 
 
 def test_hinge_loss_hand_worked() -> None:

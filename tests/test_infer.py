@@ -156,3 +156,29 @@ def test_train_and_embed(tmp_path):
     np.testing.assert_array_equal(saved["test"], z_te)
     info = json.loads((tmp_path / "attach.json").read_text())
     assert info["rule"]["k"] == 3 and info["num_new"] == 10 and info["edges"] <= 30
+
+
+def test_cached_training_messages_are_exact_and_follow_weight_updates():
+    # VidSage embeds new videos from cached training-node messages; the cache must equal a
+    # whole-graph pass (here with an input projection, 16 -> 8) and be recomputed after the
+    # weights change in place (an optimiser step, load_state_dict).
+    from vidsage_core.train import embed_nodes
+
+    torch.manual_seed(0)
+    model = build_model("vidsage", 16, 8, 8)
+    assert model.proj is not None
+    x_new = synthetic(5, seed=4)
+    emb = InductiveEmbedder(model, X, G, k=4, tau=-1.0, device="cpu")
+    ei, ew, n = attach(x_new, X, G, k=4, tau=-1.0)
+
+    def whole_graph() -> np.ndarray:
+        return embed_nodes(model, np.concatenate([X, x_new]), ei, ew, n)[150:]
+
+    before = emb.embed(x_new)
+    np.testing.assert_allclose(before, whole_graph(), atol=1e-5)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    after = emb.embed(x_new)
+    np.testing.assert_allclose(after, whole_graph(), atol=1e-5)
+    assert np.abs(after - before).max() > 1e-2

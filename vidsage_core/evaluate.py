@@ -69,6 +69,13 @@ HEADS = ("logistic", "hinge", "moe")
 FRAME_HEADS = ("logistic_average", "dbof", "lstm", "moe_mu_sigma_top5")
 
 
+# Epochs per head when HeadConfig.epochs is None, from the validation measurements in HeadConfig:
+# logistic 8 (inside its plateau, epochs 6-12), hinge 5 (its peak; -0.005 GAP at 8), MoE 5
+# (flat from 5 to 6, and each MoE epoch costs ~5 logistic epochs). Heads not listed: 8.
+HEAD_EPOCHS = {"logistic": 8, "hinge": 5, "moe": 5}
+DEFAULT_HEAD_EPOCHS = 8
+
+
 @dataclass(frozen=True)
 class HeadConfig:
     """Training settings for a downstream head.
@@ -86,9 +93,9 @@ class HeadConfig:
     * moe (2 experts), lr 1e-2: 0.580 (5); lr 3e-2: 0.626 (3), 0.6375 (5), 0.638 (6).
     """
 
-    # 8 passes: inside the logistic plateau (epochs 6-12), near the hinge peak (4-5, -0.005 at
-    # 8) and where the MoE flattens (5-6); one epoch of logistic on 8k videos is ~1 s on 2 cores.
-    epochs: int = 8
+    # Passes over the training videos; None: the head's entry in HEAD_EPOCHS (measured above),
+    # an int: that many for every head.
+    epochs: int | None = None
     # Adam step. L2-normalised 1152-d inputs have entries of ~0.03, so useful weights are large
     # (|w| ~ 1-10) and small steps need many epochs; 3e-2 beat 1e-2 on validation for logistic,
     # hinge and MoE, and 1e-1 made logistic overfit after 2 epochs. Tuned for unit-norm rows:
@@ -98,7 +105,7 @@ class HeadConfig:
     # 256 rows per step (~33-44 steps per epoch here): at batch 1024 (4x fewer steps) logistic
     # needed 20 epochs for a lower validation GAP.
     batch_size: int = 256
-    # Decoupled (AdamW) weight decay; 0 = plain Adam (not tuned: early stopping at 8 epochs is
+    # Decoupled (AdamW) weight decay; 0 = plain Adam (not tuned: the per-head epoch counts are
     # the regulariser here).
     weight_decay: float = 0.0
     # YouTube-8M's slim l2_regularizer scale on the weight matrices (0.5 * l2 * sum w^2 added to
@@ -121,6 +128,12 @@ class HeadConfig:
     max_frames: int = 300  # frames read per video (YouTube-8M videos have <= 300 at 1 fps)
     seed: int = 0  # initialisation, shuffling and frame sampling
     device: str = "auto"  # "auto" -> cuda when present, else cpu
+
+    def epochs_for(self, head: str) -> int:
+        """Epochs a head trains for: ``epochs`` when set, else its HEAD_EPOCHS entry."""
+        if self.epochs is not None:
+            return self.epochs
+        return HEAD_EPOCHS.get(head, DEFAULT_HEAD_EPOCHS)
 
 
 class FrameInput(NamedTuple):
@@ -497,7 +510,7 @@ def fit_head(
 
     from tqdm.auto import tqdm
 
-    for epoch in tqdm(range(config.epochs), desc=f"fit {name}", disable=not progress):
+    for epoch in tqdm(range(config.epochs_for(name)), desc=f"fit {name}", disable=not progress):
         head.train()
         t0 = time.perf_counter()
         perm = rng.permutation(inputs.n)

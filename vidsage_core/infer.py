@@ -14,9 +14,16 @@ as ``None`` are read from ``graph.meta``, i.e. from how the training graph was b
 New nodes are appended after the ``N`` training nodes and receive edges only *from* training
 nodes (``training j -> new i``): they never send messages, so training nodes keep their
 transductive embeddings and a new video's embedding does not depend on which other new videos
-are embedded with it. The GNN then runs on the exact computation subgraph of the new nodes
-(their training neighbours keep all of their training edges, which the 2-layer model needs: the
-first layer of a neighbour aggregates the neighbour's own neighbourhood).
+are embedded with it.
+
+For the VidSage model this makes inference cheap: the messages ``ReLU(W1 h_j^t)`` every training
+node sends at each layer ``t`` never change, so they are computed once over the training graph
+and cached; a new video then costs one neighbour search plus, per layer, a weighted sum of its
+neighbours' cached messages and one ``W2`` product (exact: the same numbers as running the
+model on the whole graph). Other models (SAGEConv, GCN, GAT) run on the exact computation
+subgraph of the new nodes instead (their training neighbours keep all of their training edges,
+which the 2-layer model needs: the first layer of a neighbour aggregates the neighbour's own
+neighbourhood).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from vidsage_core.model import VidSage, weighted_adjacency
 from vidsage_core.train import (TrainConfig, TrainResult, _num_layers, _unwrap, closure_subgraph, embed, in_csr,
                                 train)
 from vidsage_core.utils import resolve_device, save_json
@@ -193,6 +201,8 @@ class InductiveEmbedder:
         self.objects = ObjectIndex(objects_train, self.max_object_frequency) if self.use_objects else None
         self.ptr, self.src, self.w, _ = in_csr(graph.edge_index, graph.edge_weight, self.n)
         self.num_layers = _num_layers(self.model)
+        self._messages: list[torch.Tensor] | None = None  # see _training_messages
+        self._messages_key: tuple | None = None
 
     def params(self) -> dict[str, Any]:
         """The attachment rule actually used (for provenance)."""
@@ -258,15 +268,17 @@ class InductiveEmbedder:
                        batch_size: int = 4096) -> np.ndarray:
         """Embed new videos given their in-edges from training videos.
 
-        For a batch of new nodes the computation subgraph is: the new nodes, their training
-        neighbours S1 and the exact closure of S1 in the training graph for the remaining
-        ``L - 1`` layers (:func:`~vidsage_core.train.closure_subgraph`), plus the attachment
-        edges. Exact for the L-layer model, independent of the other new videos.
+        VidSage models combine each new node's input with its neighbours' cached messages (see
+        the module docstring). Other models run, per batch of new nodes, on the computation
+        subgraph: the new nodes, their training neighbours S1 and the exact closure of S1 in the
+        training graph for the remaining ``L - 1`` layers
+        (:func:`~vidsage_core.train.closure_subgraph`), plus the attachment edges. Either way
+        exact for the L-layer model and independent of the other new videos.
 
         Args:
             x_new: float32 [M, D].
             train_idx, new_idx, weight: [P] attachment edges (train_idx -> new_idx).
-            batch_size: new videos per forward pass.
+            batch_size: new videos per subgraph forward pass (models other than VidSage).
 
         Returns:
             float32 [M, out_dim].
@@ -286,6 +298,8 @@ class InductiveEmbedder:
         model_device = next(model.parameters()).device
         model.to(self.device)
         try:
+            if isinstance(model, VidSage):
+                return self._embed_from_cached_messages(x_new, train_idx, new_idx, weight)
             out = []
             for start in range(0, m, batch_size):
                 stop = min(m, start + batch_size)
@@ -307,6 +321,44 @@ class InductiveEmbedder:
         finally:
             model.to(model_device)
             model.train(was_training)
+
+    def _training_messages(self) -> list[torch.Tensor]:
+        """Per layer ``t``, the messages ``ReLU(W1 h_j^t)`` of every training node, ``[N, d]``.
+
+        One eval-mode forward over the training graph. Valid while the weights are unchanged:
+        the key is the parameters' in-place version counters (an optimiser step bumps them), so
+        training the model further recomputes the cache on the next call.
+        """
+        model = self.model
+        key = (self.device, tuple(p._version for p in model.parameters()))
+        if self._messages is not None and self._messages_key == key:
+            return self._messages
+        ei = self.graph.edge_index.long().to(self.device)
+        ew = self.graph.edge_weight.float().to(self.device)
+        x = torch.from_numpy(self.x_train).to(self.device)
+        h = model.proj(x) if model.proj is not None else x
+        messages = []
+        for t, conv in enumerate(model.layers()):
+            messages.append(conv.messages(h))
+            if t < self.num_layers - 1:
+                h = conv(h, ei, ew, act=model.layer_activation(t))
+        self._messages, self._messages_key = messages, key
+        return messages
+
+    def _embed_from_cached_messages(self, x_new: np.ndarray, train_idx: torch.Tensor,
+                                    new_idx: torch.Tensor, weight: torch.Tensor) -> np.ndarray:
+        """VidSage embeddings of new nodes from the cached training messages (eval mode)."""
+        model = self.model
+        messages = self._training_messages()
+        m = x_new.shape[0]
+        adj_t = weighted_adjacency(torch.stack([train_idx, new_idx]).to(self.device),
+                                   weight.to(self.device), num_sources=self.n, num_targets=m)
+        x = torch.from_numpy(x_new).to(self.device)
+        h = model.proj(x) if model.proj is not None else x
+        for t, conv in enumerate(model.layers()):
+            h = conv.combine(h, conv.message_and_aggregate(adj_t, messages[t]),
+                             act=model.layer_activation(t))
+        return np.ascontiguousarray(h.float().cpu().numpy(), dtype=np.float32)
 
     def embed(self, x_new: np.ndarray, objects_new: ObjectSets | None = None, batch_size: int = 4096) -> np.ndarray:
         """Embeddings of unseen videos, float32 [M, out_dim]."""
