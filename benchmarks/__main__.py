@@ -58,7 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     s = p.add_argument_group("scale")
     s.add_argument("--num-videos", type=int, default=4_000_000)
     s.add_argument("--scale-steps", type=int, default=None, help="timed training steps (default: ScaleConfig)")
-    s.add_argument("--scale-index", default="auto", choices=("auto", "ivf", "ivf-sq8", "hnsw"))
+    s.add_argument("--scale-index", default="auto", choices=("auto", "ivf-gemm", "ivf", "ivf-sq8", "hnsw"))
     s.add_argument("--scale-nlist", type=int, default=None)
     s.add_argument("--scale-nprobe", type=int, default=None)
     s.add_argument("--scale-no-embed", action="store_true")
@@ -187,7 +187,7 @@ def knn_rows(res: list[dict]) -> list[Row]:
                                   "no target set by the issue for exact search (the peers are the same "
                                   "algorithm class)."))
         exact_s = float(ours["seconds"]) if ours.get("seconds") is not None else None
-        for mode in ("hnsw", "ivf"):
+        for mode in ("hnsw", "ivf", "ivf-gemm"):
             a = methods.get(f"vidsage {mode}")
             if a is None:
                 continue
@@ -197,7 +197,17 @@ def knn_rows(res: list[dict]) -> list[Row]:
             met = None
             if at_target_size and recall is not None and speedup is not None:
                 met = bool(recall >= KNN_APPROX_TARGET["recall"] and speedup >= KNN_APPROX_TARGET["speedup"])
-            est = " (exact time EXTRAPOLATED from sampled queries)" if a.get("exact_estimated") else ""
+            est = ""
+            if a.get("exact_estimated"):
+                probe = a.get("exact_probe_queries")
+                est = (f" (exact time extrapolated from {probe:,} sampled queries)" if probe
+                       else " (exact time EXTRAPOLATED from sampled queries)")
+            extra = {"recall_at_k": recall, "recall_sample": a.get("recall_sample"),
+                     "recall_all_queries": a.get("recall_all_queries"),
+                     "build_seconds": a.get("build_seconds"), "speedup_vs_exact": speedup}
+            for key in ("exact_seconds", "exact_probe_queries", "train_seconds", "assign_seconds"):
+                if a.get(key) is not None:
+                    extra[key] = a[key]
             rows.append(Row(group="knn", name=f"approximate kNN graph ({mode}) vs exact", size=size, metric="s",
                             higher_is_better=False,
                             ours_label=f"vidsage_core.graph.knn(mode='{mode}') {a.get('params')}",
@@ -209,9 +219,7 @@ def knn_rows(res: list[dict]) -> list[Row]:
                             target=(f"recall@{a['k']} >= {KNN_APPROX_TARGET['recall']} at >= "
                                     f"{KNN_APPROX_TARGET['speedup']:g}x faster (at 1M)") if at_target_size else "",
                             target_met=met, status=a.get("status", "ok"),
-                            extra={"recall_at_k": recall, "recall_sample": a.get("recall_sample"),
-                                   "recall_all_queries": a.get("recall_all_queries"),
-                                   "build_seconds": a.get("build_seconds"), "speedup_vs_exact": speedup},
+                            extra=extra,
                             notes="index build + all N queries, one run; recall@k against exact search on "
                                   f"{a.get('recall_sample')} sampled queries." + est))
     return rows

@@ -6,8 +6,11 @@ Compares, at each size ``n``, over all ``n`` videos as queries (the full kNN gra
   self-exclusion by index);
 * ``faiss flat`` — FAISS ``IndexFlatIP`` called directly (one ``search`` of ``k + 1``);
 * ``sklearn brute`` — scikit-learn ``NearestNeighbors(algorithm="brute", n_jobs=-1)``;
-* ``vidsage hnsw`` / ``vidsage ivf`` — the approximate modes, with recall@k against exact
-  search on a sample of queries and the speed-up over the exact graph.
+* ``vidsage hnsw`` / ``vidsage ivf`` / ``vidsage ivf-gemm`` — the approximate modes, with
+  recall@k against exact search on a sample of queries and the speed-up over the exact graph.
+  The FAISS modes (hnsw, ivf) run only up to ``faiss_modes_max_n`` videos: at 500k their graph
+  already takes ~20 minutes or more on 2 cores (results/benchmarks.md, scale-2), while
+  ``ivf-gemm`` (IVF probing as one matrix product per list) is the mode meant for large ``n``.
 
 Data: the real YouTube-8M videos (rgb+audio, L2-normalised, 1152-D) where ``n`` does not exceed
 them (13,998), otherwise synthetic unit vectors (labelled ``synthetic``). The synthetic default
@@ -200,8 +203,9 @@ def bench_knn(
     k: int = 25,
     repeats: int = 3,
     time_budget_s: float = 300.0,
-    approx_modes: tuple[str, ...] = ("hnsw", "ivf"),
+    approx_modes: tuple[str, ...] = ("hnsw", "ivf", "ivf-gemm"),
     approx_min_n: int = 13998,
+    faiss_modes_max_n: int = 100_000,
     recall_sample: int = 1000,
     probe_queries: int = 2000,
     synthetic: str = "clustered",
@@ -217,14 +221,15 @@ def bench_knn(
         k: neighbours per video (self excluded).
         repeats: timed runs per method (fewer when they would exceed the budget).
         time_budget_s: per method and size; longer runs are skipped with their estimate.
-        approx_modes: approximate modes to run ("hnsw", "ivf").
+        approx_modes: approximate modes to run ("hnsw", "ivf", "ivf-gemm").
         approx_min_n: run the approximate modes at sizes ``>= approx_min_n``.
+        faiss_modes_max_n: run "hnsw" and "ivf" only at sizes ``<= faiss_modes_max_n``.
         recall_sample: queries for recall@k against exact search.
         probe_queries: queries timed to estimate a full run.
         synthetic: "clustered" or "uniform" (see the module docstring).
         seed: data, sample and IVF seed.
         index_kwargs: extra :func:`vidsage_core.graph.build_index` arguments for approximate
-            modes, per mode: ``{"hnsw": {...}, "ivf": {...}}``.
+            modes, per mode: ``{"hnsw": {...}, "ivf": {...}, "ivf-gemm": {...}}``.
         verbose: print each row as it is measured.
 
     Returns:
@@ -232,8 +237,11 @@ def bench_knn(
         ``status``, ``seconds`` (mean of the runs, or the estimate), ``seconds_min``,
         ``cpu_seconds``, ``load_avg_1min``, ``repeats``, ``estimated``, ``peak_rss_mb``,
         ``peak_traced_mb`` (see :class:`PeakRSS`), and for approximate modes
-        ``build_seconds``, ``recall_at_k``, ``speedup_vs_exact``, ``params``; for the exact
-        baselines ``agree_with_vidsage`` (fraction of identical neighbour ids).
+        ``build_seconds``, ``recall_at_k``, ``speedup_vs_exact``, ``params``, ``exact_seconds``,
+        ``exact_estimated`` and ``exact_probe_queries`` (the sampled queries the exact time was
+        extrapolated from, when it was); ``ivf-gemm`` rows add ``train_seconds`` (k-means) and
+        ``assign_seconds``. For the exact baselines ``agree_with_vidsage`` (fraction of
+        identical neighbour ids).
     """
     import faiss
 
@@ -302,9 +310,14 @@ def bench_knn(
             continue
         exact_index = build_index(x, mode="exact", device="cpu")
         for mode in approx_modes:
+            if mode in ("hnsw", "ivf") and n > faiss_modes_max_n:
+                if verbose:
+                    print(f"n={n:>9,d} vidsage {mode}: not run above faiss_modes_max_n="
+                          f"{faiss_modes_max_n:,} (hours on a small CPU)", flush=True)
+                continue
             gc.collect()
             kw = dict(index_kwargs.get(mode, {}))
-            if mode == "ivf":
+            if mode in ("ivf", "ivf-gemm"):
                 kw.setdefault("seed", seed)
 
             def run() -> tuple:
@@ -327,7 +340,11 @@ def bench_knn(
                        recall_at_k=rec["recall"], recall_sample=rec["sample"],
                        recall_all_queries=full_recall,
                        speedup_vs_exact=(exact_seconds / sec) if exact_seconds else None,
-                       exact_seconds=exact_seconds, exact_estimated=exact_estimated)
+                       exact_seconds=exact_seconds, exact_estimated=exact_estimated,
+                       exact_probe_queries=probe_queries if exact_estimated else None)
+            if mode == "ivf-gemm":
+                row.update(train_seconds=index.index.train_seconds,
+                           assign_seconds=index.index.assign_seconds)
             del index, idx
             emit(row)
         del x, exact_index, exact_idx
@@ -465,7 +482,8 @@ def _fmt_row(r: dict) -> str:
         s += f"  recall@{r['k']} {r['recall_at_k']:.3f} (n={r['recall_sample']})"
         if r.get("speedup_vs_exact"):
             s += f"  speed-up {r['speedup_vs_exact']:.1f}x" + \
-                (" vs est. exact" if r.get("exact_estimated") else "")
+                (f" vs exact extrapolated from {r['exact_probe_queries']:,} sampled queries"
+                 if r.get("exact_estimated") else "")
         s += f"  build {r['build_seconds']:.1f} s {r['params']}"
     return s
 
@@ -478,8 +496,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--k", type=int, default=25)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--time-budget", type=float, default=300.0)
-    p.add_argument("--modes", nargs="*", default=["hnsw", "ivf"])
+    p.add_argument("--modes", nargs="*", default=["hnsw", "ivf", "ivf-gemm"])
     p.add_argument("--approx-min-n", type=int, default=13998)
+    p.add_argument("--faiss-modes-max-n", type=int, default=100_000,
+                   help="run hnsw / ivf only up to this size (ivf-gemm runs at every size)")
     p.add_argument("--recall-sample", type=int, default=1000)
     p.add_argument("--synthetic", choices=["clustered", "uniform"], default="clustered")
     p.add_argument("--seed", type=int, default=0)
@@ -496,7 +516,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = bench_knn(tuple(args.n), dim=args.dim, k=args.k, repeats=args.repeats,
                      time_budget_s=args.time_budget, approx_modes=tuple(args.modes),
-                     approx_min_n=args.approx_min_n, recall_sample=args.recall_sample,
+                     approx_min_n=args.approx_min_n, faiss_modes_max_n=args.faiss_modes_max_n,
+                     recall_sample=args.recall_sample,
                      synthetic=args.synthetic, seed=args.seed)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -312,9 +312,10 @@ def bench_train(x: np.ndarray, graph, size_label: str, rounds: int = 3, steps: i
                     ours_label="vidsage_core.train, model=sage-mean, full_graph=True, batch 512 anchors",
                     peer_label="plain PyG loop: SAGEConv x2 over the whole graph each step, batch 512 anchors",
                     ours=rate("ours_full"), peer=rate("peer_full"), ours_mem_mb=mem.get("ours_full"),
-                    peer_mem_mb=mem.get("peer_full"), target="ours/peer >= 1.0",
-                    target_met=met(rate("ours_full"), rate("peer_full")),
-                    notes=how + ". Whole-graph forward every step on both sides (no sampling).",
+                    peer_mem_mb=mem.get("peer_full"), target="", target_met=None,
+                    notes=how + ". Whole-graph forward every step on both sides (no sampling): the same "
+                          "PyG SAGEConv model, so this ratio measures only the trainer's overhead around it; "
+                          "informational (the issue's >= 1.0 target is for the sampled loop, rows 1 and 3).",
                     extra={"ours_step_ms_median": 1000 * median(t["ours_full"]),
                            "peer_step_ms_median": 1000 * median(t["peer_full"])}, **common))
     return rows
