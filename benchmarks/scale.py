@@ -60,7 +60,6 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from benchmarks.report import Row, _reset_peak_rss, _status_kib, device_label, machine_info, malloc_trim, now_iso
 from vidsage_core import paths
@@ -531,12 +530,12 @@ def layerwise_embed(model, feats: np.ndarray, graph, out_path: str | Path | None
                 e = min(n, s + block)
                 h[s:e] = model.proj(dense(feats, s, e)).cpu().numpy()
         for t, conv in enumerate(layers):
-            act = model.final_activation or t < len(layers) - 1
+            act = model.layer_activation(t)
             d_in = conv.lin1.in_features
             msg = buffer(f"msg{t}", d_in)
             for s in blocks(f"embed: layer {t + 1} messages"):
                 e = min(n, s + block)
-                msg[s:e] = F.relu(conv.lin1(dense(h, s, e))).cpu().numpy()
+                msg[s:e] = conv.messages(dense(h, s, e)).cpu().numpy()  # eval: no dropout
             msg_t = torch.from_numpy(msg) if device == "cpu" else torch.from_numpy(np.asarray(msg)).to(device)
             last = t == len(layers) - 1
             if last and out_path is not None:
@@ -553,12 +552,7 @@ def layerwise_embed(model, feats: np.ndarray, graph, out_path: str | Path | None
                     warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
                     a = torch.sparse_csr_tensor((rowptr[s:e + 1] - lo), col[lo:hi], weight[lo:hi].float(),
                                                 size=(e - s, n), check_invariants=False).to(device)
-                agg = a @ msg_t
-                out = conv.lin2(torch.cat([dense(h, s, e), agg], dim=-1))
-                if act:
-                    out = F.relu(out)
-                if conv.normalize:
-                    out = F.normalize(out, p=2.0, dim=-1)
+                out = conv.combine(dense(h, s, e), a @ msg_t, act=act)
                 nxt[s:e] = out.cpu().numpy().astype(nxt.dtype, copy=False)
             del msg_t, msg
             h = nxt

@@ -136,3 +136,29 @@ def test_run_takes_feature_sizes_from_the_data(tmp_path):
                                       base.audio, labels)
     videos = pipeline.load_videos(str(path), progress=False)
     assert videos.rgb.shape == (80, 1280) and videos.audio.shape == (80, 128)
+
+
+def test_knn_mode_builds_the_graph_with_that_search(tmp_path):
+    # `vidsage run --knn-mode ivf-gemm`: the approximate search for millions of videos reaches the
+    # graph (recorded in its meta, which the inductive attachment reads) and agrees with exact
+    # search on most edges of this small clustered set.
+    import argparse
+
+    from vidsage_core.graph import VideoGraph
+
+    parser = argparse.ArgumentParser()
+    pipeline.add_run_arguments(parser)
+    assert parser.parse_args(["--knn-mode", "ivf-gemm"]).knn_mode == "ivf-gemm"
+    assert parser.parse_args([]).knn_mode == "exact"
+
+    videos = make_synthetic(300, num_classes=12, num_topics=4, seed=5)
+    graphs = {}
+    for mode in ("exact", "ivf-gemm"):
+        out = tmp_path / mode
+        config = pipeline.RunConfig(out=str(out), variants=("lite",), prepare_only=True, device="cpu",
+                                    knn_mode=mode)
+        pipeline.run(config, videos=videos, progress=False)
+        graphs[mode] = VideoGraph.load(out / "lite" / "graph.pt")
+    assert graphs["ivf-gemm"].meta["mode"] == "ivf-gemm"
+    edges = {m: set(map(tuple, g.edge_index.T.tolist())) for m, g in graphs.items()}
+    assert len(edges["exact"] & edges["ivf-gemm"]) >= 0.8 * len(edges["exact"])

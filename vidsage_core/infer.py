@@ -159,7 +159,7 @@ class InductiveEmbedder:
         min_jaccard, max_per_node, max_object_frequency: object-edge rules as in
             ``graph.jaccard_edges`` (None for the last two means no cap); left out: as recorded in
             ``graph.meta``, else the graph module's defaults.
-        mode: neighbour search, "exact", "ivf" or "hnsw".
+        mode: neighbour search, "exact", "ivf", "hnsw" or "ivf-gemm".
         device: where the GNN runs.
         knn_device: where the neighbour search runs.
     """
