@@ -79,6 +79,25 @@ def test_run_if_missing_reuses_a_complete_run(synthetic_run, capsys):
     assert "not re-run" in capsys.readouterr().out
 
 
+def test_run_if_missing_reruns_a_clone_that_has_only_the_json(synthetic_run, tmp_path, monkeypatch, capsys):
+    # A fresh clone has the run's JSON provenance (kept in git) but not its models and
+    # embeddings (ignored); the tables and figures need those, so the run is done again.
+    import dataclasses
+    import shutil
+
+    config, videos, _ = synthetic_run
+    clone = tmp_path / "clone"
+    shutil.copytree(config.out, clone, ignore=shutil.ignore_patterns("*.pt", "*.npz", "*.npy", "*.pkl"))
+    cloned = dataclasses.replace(config, out=str(clone))
+    (clone / "config.json").write_text(
+        json.dumps(json.loads(json.dumps(pipeline.to_jsonable(cloned)))))
+    calls = []
+    monkeypatch.setattr(pipeline, "run", lambda c, **kw: calls.append(c) or {"rows": []})
+    pipeline.run_if_missing(cloned, videos=videos, progress=False)
+    assert calls == [cloned]
+    assert "running it again" in capsys.readouterr().out
+
+
 def test_frame_level_baselines_run_on_frame_level_tfrecords(tmp_path):
     path = write_synthetic_frame_level(tmp_path / "frames.tfrecord", 60, (5, 12), seed=1,
                                        num_classes=10, num_topics=3)

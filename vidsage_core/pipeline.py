@@ -402,6 +402,14 @@ def artifact_config(data: str | None = None, smoke: bool = False, num_seeds: int
                      seeds=tuple(range(num_seeds)), device=device, **fields)
 
 
+def _run_artifacts(out: Path, config: RunConfig) -> list[Path]:
+    """The files a finished run leaves per variant and seed (model and embeddings)."""
+    if config.prepare_only:
+        return []
+    return [out / v / f"seed{seed}" / name for v in config.variants for seed in config.seeds
+            for name in ("model.pt", "embeddings.npz")]
+
+
 def run_if_missing(config: RunConfig, videos=None, split=None, progress: bool = True) -> dict:
     """Reuse ``config.out``'s metrics when they were made with this very config, else run.
 
@@ -413,9 +421,15 @@ def run_if_missing(config: RunConfig, videos=None, split=None, progress: bool = 
         saved = load_json(out / "config.json")
         saved.pop("resolved_device", None)
         metrics = load_json(out / "metrics.json")
-        if saved == wanted and "total_seconds" in metrics["provenance"]:
+        # A clone carries the run's JSONs but not its models and embeddings (git-ignored), which
+        # the latency table and the figures read: those must be on disk too.
+        missing = [p for p in _run_artifacts(out, config) if not p.exists()]
+        if saved == wanted and "total_seconds" in metrics["provenance"] and not missing:
             print(f"[run] {out}: complete results for this configuration exist; not re-run")
             return metrics
+        if saved == wanted and missing:
+            print(f"[run] {out}: metrics exist but {len(missing)} model/embedding files do not "
+                  f"(e.g. {missing[0]}); running it again")
     print(f"[run] {out}: no complete results for this configuration; running it now")
     return run(config, videos=videos, split=split, progress=progress)
 
