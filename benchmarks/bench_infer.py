@@ -12,8 +12,10 @@ training videos with the same ``tau`` rule, the new node appended to the trainin
 
 Both models have untrained (seeded) weights: latency does not depend on the weight values. The
 models differ (VidSage layer vs SAGEConv), with similar per-node work at these widths.
-Batch-1 latency is measured one video at a time, alternating ours / peer per video; the
-batch-4096 throughput alternates ours / peer per repetition.
+Batch-1 latency is measured one video at a time, in alternating blocks of consecutive calls per
+side (a service answering a stream of requests: its index and caches stay warm), and once more
+alternating ours / peer call by call (each side after the other has evicted the caches; recorded
+as ``interleaved_*``). The batch-4096 throughput alternates ours / peer per repetition.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from benchmarks.bench_train import HIDDEN_DIM, OUT_DIM, PygSage2
 from benchmarks.report import PeakMemory, Row, device_label, median, percentile, synchronize
 
 LATENCY_TARGET_MS = 5.0  # the brief's CPU target for one video, features given
+BLOCK_CALLS = 20  # consecutive single-video calls per side before switching sides
 
 
 class PeerEmbedder:
@@ -115,31 +118,45 @@ def bench_infer(x_train: np.ndarray, graph, x_new: np.ndarray, size_label: str, 
         peer = PeerEmbedder(peer_model, x_train, graph, k, tau, device)
     peer_build_s = time.perf_counter() - t0
 
-    # Batch 1: alternate ours / peer on the same video.
+    # Batch 1, as a service answers a stream of single-video requests: blocks of BLOCK_CALLS
+    # consecutive calls per side, the blocks alternating so that drifts in machine load hit both
+    # sides alike. Then once more interleaved call by call, where each side starts with caches
+    # the other's work has just evicted (recorded as an extra, not the headline).
     rows_q = np.arange(queries) % len(x_new)
     for i in rows_q[:3]:  # warm-up (first-call allocations, lazy imports)
         ours.embed_one(x_new[i])
         peer.embed(x_new[i:i + 1])
-    t_ours, t_peer, t_knn = [], [], []
     with PeakMemory(device) as mem1_ours:
         ours.embed_one(x_new[rows_q[0]])
     with PeakMemory(device) as mem1_peer:
         peer.embed(x_new[rows_q[0]:rows_q[0] + 1])
-    for i in rows_q:
-        q = x_new[i]
+
+    def timed(call, q) -> float:
         synchronize(device)
         a = time.perf_counter()
-        ours.embed_one(q)
+        call(q)
         synchronize(device)
-        b = time.perf_counter()
-        peer.embed(q[None, :])
-        synchronize(device)
-        c = time.perf_counter()
-        peer.index.search(q[None, :], k)  # the kNN lookup alone: a floor for any attach-then-embed method
-        d_ = time.perf_counter()
-        t_ours.append(b - a)
-        t_peer.append(c - b)
-        t_knn.append(d_ - c)
+        return time.perf_counter() - a
+
+    def ours_call(q):
+        return ours.embed_one(q)
+
+    def peer_call(q):
+        return peer.embed(q[None, :])
+
+    def knn_call(q):  # the kNN lookup alone: a floor for any attach-then-embed method
+        return peer.index.search(q[None, :], k)
+
+    t_ours, t_peer, t_knn = [], [], []
+    for s in range(0, len(rows_q), BLOCK_CALLS):
+        block = rows_q[s:s + BLOCK_CALLS]
+        t_ours += [timed(ours_call, x_new[i]) for i in block]
+        t_peer += [timed(peer_call, x_new[i]) for i in block]
+        t_knn += [timed(knn_call, x_new[i]) for i in block]
+    t_ours_cold, t_peer_cold = [], []
+    for i in rows_q:
+        t_ours_cold.append(timed(ours_call, x_new[i]))
+        t_peer_cold.append(timed(peer_call, x_new[i]))
 
     # Batch: the same `batch` videos for both sides.
     rng = np.random.default_rng(seed)
@@ -170,8 +187,8 @@ def bench_infer(x_train: np.ndarray, graph, x_new: np.ndarray, size_label: str, 
     memm = ("torch.cuda.max_memory_allocated increase" if device.startswith("cuda") else
             "peak RSS increase during one call (index building excluded; see notes)")
     p50_ours, p50_peer = 1000 * median(t_ours), 1000 * median(t_peer)
-    ours_label = (f"vidsage_core.infer.InductiveEmbedder.embed_one (model=vidsage 1152->256, exact FAISS kNN "
-                  f"k={k}, tau={tau}, exact 2-layer closure subgraph)")
+    ours_label = (f"vidsage_core.infer.InductiveEmbedder.embed_one (model=vidsage 1152->256, exact kNN "
+                  f"k={k}, tau={tau}, then 2 layers over the training videos' cached messages: exact)")
     peer_label = ("FAISS IndexFlatIP kNN + torch_geometric.utils.k_hop_subgraph(2) + SAGEConv x2 forward "
                   "(same widths)")
     build_note = (f"One-off set-up, not in the latency: ours {ours_build_s:.2f} s / "
@@ -185,11 +202,16 @@ def bench_infer(x_train: np.ndarray, graph, x_new: np.ndarray, size_label: str, 
                   target_met=(p50_ours <= LATENCY_TARGET_MS) if not device.startswith("cuda") else None,
                   extra={"ours_p99_ms": 1000 * percentile(t_ours, 99), "peer_p99_ms": 1000 * percentile(t_peer, 99),
                          "faiss_flat_knn_alone_p50_ms": 1000 * median(t_knn),
-                         "ours_mean_ms": 1000 * float(np.mean(t_ours)), "peer_mean_ms": 1000 * float(np.mean(t_peer))},
-                  notes=(f"{len(t_ours)} single-video calls per side, alternating ours/peer on the same video, after "
-                         f"3 warm-up calls; untrained seeded weights (latency does not depend on them). "
-                         f"faiss_flat_knn_alone_p50_ms is the exact FAISS lookup of the k neighbours by itself, "
-                         f"timed in the same loop. " + build_note))
+                         "ours_mean_ms": 1000 * float(np.mean(t_ours)), "peer_mean_ms": 1000 * float(np.mean(t_peer)),
+                         "interleaved_ours_p50_ms": 1000 * median(t_ours_cold),
+                         "interleaved_peer_p50_ms": 1000 * median(t_peer_cold),
+                         "interleaved_ours_p99_ms": 1000 * percentile(t_ours_cold, 99)},
+                  notes=(f"{len(t_ours)} single-video calls per side after 3 warm-up calls, in alternating blocks of "
+                         f"{BLOCK_CALLS} consecutive calls per side (a service answering a stream of requests); "
+                         f"interleaved_* repeat the {len(t_ours)} calls alternating ours/peer call by call, so each "
+                         f"side starts from caches the other has just evicted. Untrained seeded weights (latency "
+                         f"does not depend on them). faiss_flat_knn_alone_p50_ms is the exact FAISS lookup of the k "
+                         f"neighbours by itself, timed in the same blocks. " + build_note))
     thr_ours, thr_peer = batch / median(tb_ours), batch / median(tb_peer)
     throughput = Row(group="infer", name=f"unseen videos, batch {batch}, throughput", size=size_label,
                      metric="videos/s", higher_is_better=True,

@@ -103,3 +103,25 @@ def test_quick_harness_writes_every_group(tmp_path):
         assert f"## {title}" in md
     assert "| Ratio |" in md and "Peak mem ours / peer (MiB)" in md and "quick mode" in md
     assert (tmp_path / "scale" / "scale-2000.json").exists()
+
+
+def test_knn_rows_compare_sides_too_slow_to_run_on_the_same_sampled_queries():
+    # At 1M neither exact side runs in full: both are timed on the same sampled queries and
+    # scaled to N, and the row says so; where both ran in full, the full times are used.
+    from benchmarks.__main__ import knn_rows
+
+    base = {"n": 1_000_000, "dim": 1024, "k": 25, "data": "synthetic clustered", "synthetic": True}
+    res = [dict(base, method="vidsage exact", status="skipped (too slow: est. 18000 s)", seconds=18000.0,
+                estimated=True, sample_estimate_seconds=18000.0, probe_queries=2000, repeats=0),
+           dict(base, method="faiss flat", status="skipped (too slow: est. 36000 s)", seconds=36000.0,
+                estimated=True, sample_estimate_seconds=36000.0, probe_queries=2000, repeats=0),
+           dict(base, n=100, method="vidsage exact", status="ok", seconds=1.0, estimated=False,
+                sample_estimate_seconds=1.5, probe_queries=100, repeats=3),
+           dict(base, n=100, method="faiss flat", status="ok", seconds=3.0, estimated=False,
+                sample_estimate_seconds=2.0, probe_queries=100, repeats=3)]
+    rows = {r.size.split(" ")[0]: r for r in knn_rows(res) if "FAISS" in r.peer_label}
+    big, small = rows["1,000,000"], rows["100"]
+    assert (big.ours, big.peer, big.ratio) == (18000.0, 36000.0, pytest.approx(2.0))
+    assert "EXTRAPOLATED" in big.metric and "2,000 sampled queries" in big.notes
+    assert (small.ours, small.peer, small.ratio) == (1.0, 3.0, pytest.approx(3.0))
+    assert "EXTRAPOLATED" not in small.metric
