@@ -17,6 +17,7 @@ measurement. Rows of groups not run are kept from the existing JSON of the same 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -62,6 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     s.add_argument("--scale-nlist", type=int, default=None)
     s.add_argument("--scale-nprobe", type=int, default=None)
     s.add_argument("--scale-no-embed", action="store_true")
+    s.add_argument("--scale-json", default=None, metavar="PATH",
+                   help="re-render the scale rows from a saved results/scale/scale-N.json instead of running")
     s.add_argument("--keep-work", action="store_true", help="keep the scale features / embeddings memmaps")
     args = p.parse_args(argv)
     only = [x.strip() for item in (args.only or []) for x in item.split(",") if x.strip()]
@@ -128,8 +131,6 @@ def run_reader(args: argparse.Namespace, tmp: Path) -> list[Row]:
 # ---------------------------------------------------------------------------------------------
 def run_knn(args: argparse.Namespace) -> list[Row]:
     if args.knn_json:
-        import json
-
         res = json.loads(Path(args.knn_json).read_text())
         rows = knn_rows(res)
         for r in rows:
@@ -191,9 +192,10 @@ def knn_rows(res: list[dict]) -> list[Row]:
                             mem_method="peak RSS increase, polled every 20 ms (bench_knn)",
                             target="", target_met=None, status="ok" if ours_s and peer_s else "not measured",
                             extra=extra,
-                            notes="time = MEAN of the runs (bench_knn reports means, not medians); "
-                                  "no target set by the issue for exact search (the peers are the same "
-                                  "algorithm class)." + basis))
+                            notes=(basis.strip() if basis else
+                                   "time = MEAN of the runs (bench_knn reports means, not medians).")
+                                  + " No target set by the issue for exact search (the peers are the same "
+                                    "algorithm class)."))
         exact_s = float(ours["seconds"]) if ours.get("seconds") is not None else None
         for mode in ("hnsw", "ivf", "ivf-gemm"):
             a = methods.get(f"vidsage {mode}")
@@ -259,6 +261,17 @@ def run_scale_group(args: argparse.Namespace, tmp: Path, out_dir: Path) -> list[
         with open(log_path, "a") as f:
             f.write(line + "\n")
 
+    if args.scale_json:
+        # Re-render the rows of a saved run (its JSON holds every measurement); nothing re-measured.
+        result = json.loads(Path(args.scale_json).read_text())
+        n = result["config"]["num_videos"]
+        steps = result["config"].get("train_steps")
+        measured_by = (f"python -m benchmarks --only scale --num-videos {n} --scale-steps {steps} "
+                       f"(see {Path(args.scale_json).with_suffix('.log').name})")
+        rows = scale_rows(result, source=f"{Path(args.scale_json).name}, rows re-rendered from the saved run")
+        for r in rows:
+            r.command = measured_by
+        return rows
     result = run_scale(cfg, progress=not args.quick, out_json=out_json, log=log)
     return scale_rows(result, source=f"{out_json.name} (python -m benchmarks --only scale --num-videos "
                                      f"{cfg.num_videos})")

@@ -850,8 +850,9 @@ def scale_rows(result: dict[str, Any], source: str = "") -> list[Row]:
                     target=f"<= {TARGET_RAM_GIB:g} GiB RAM on CPU", target_met=result.get("within_ram_target"),
                     status=result.get("status", "?"), extra=extra,
                     notes=("measured at this size; file-backed pages of the memmaps count in RSS (page cache the "
-                           "kernel may drop), the anon peak is the part that must fit. At 4M the anon peak is an "
-                           "analytic ESTIMATE from array sizes (see the JSON's memory_gib_estimate)." + src + ex_note),
+                           "kernel may drop), the anon peak is the part that must fit."
+                           + (" At 4M the anon peak is an analytic ESTIMATE from array sizes (see the JSON's "
+                              "memory_gib_estimate)." if ex else "") + src + ex_note),
                     **common))
     if "knn_recall" in st and "knn_search" in st and "knn_index" in st:
         kr, ks, ki = st["knn_recall"], st["knn_search"], st["knn_index"]

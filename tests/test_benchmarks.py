@@ -102,7 +102,14 @@ def test_quick_harness_writes_every_group(tmp_path):
                   "YouTube-8M scale"):
         assert f"## {title}" in md
     assert "| Ratio |" in md and "Peak mem ours / peer (MiB)" in md and "quick mode" in md
-    assert (tmp_path / "scale" / "scale-2000.json").exists()
+    saved = tmp_path / "scale" / "scale-2000.json"
+    assert saved.exists()
+    # The saved scale run re-renders to the same measurements without running again.
+    before = [r for r in payload["rows"] if r["group"] == "scale"]
+    assert main(["--only", "scale", "--scale-json", str(saved), "--out", str(out)]) == 0
+    after = [r for r in json.loads(out.with_suffix(".json").read_text())["rows"] if r["group"] == "scale"]
+    assert [(r["name"], r["ours"]) for r in after] == [(r["name"], r["ours"]) for r in before]
+    assert all("--num-videos 2000" in r["command"] for r in after)
 
 
 def test_knn_rows_compare_sides_too_slow_to_run_on_the_same_sampled_queries():
