@@ -281,11 +281,17 @@ def bench_train(x: np.ndarray, graph, size_label: str, rounds: int = 3, steps: i
                     ours=rate("ours_sage"), peer=rate(peer_key), ours_mem_mb=mem.get("ours_sage"),
                     peer_mem_mb=mem.get(peer_key), target="ours/peer >= 1.0",
                     target_met=met(rate("ours_sage"), rate(peer_key)),
-                    notes=how + ". Same model, sampler, batch and loss on both sides; the difference is the trainer: "
-                    "it skips the rows the seeds do not depend on (hop trimming, as PyG's trim_to_layer), the plain "
-                    "loop runs the whole sampled subgraph and slices [:batch_size] as PyG's NeighborLoader examples "
-                    "do." + ("" if loader_problem is None else
-                                                    " The NeighborLoader peer cannot run here (see next rows)."),
+                    notes=how + (". Same model, batch, fan-outs and loss on both sides. Peer: PyG's NeighborLoader "
+                                 "(its torch-sparse sampling backend: pyg-lib has no PyPI wheel; torch-scatter and "
+                                 "torch-sparse were built from source for this run with `pip install "
+                                 "--no-build-isolation torch-scatter torch-sparse`, ~25 min on 2 cores, and are not in "
+                                 "requirements.txt), running the whole sampled subgraph and slicing [:batch_size] as "
+                                 "PyG's examples do. Ours: vidsage_core.sampler and hop trimming (as PyG's "
+                                 "trim_to_layer)." if loader_problem is None else
+                                 ". Same model, sampler, batch and loss on both sides; the difference is the trainer: "
+                                 "it skips the rows the seeds do not depend on (hop trimming, as PyG's trim_to_layer), "
+                                 "the plain loop runs the whole sampled subgraph and slices [:batch_size] as PyG's "
+                                 "NeighborLoader examples do. The NeighborLoader peer cannot run here (see next rows)."),
                     extra={"ours_step_ms_median": 1000 * median(t["ours_sage"]),
                            "peer_step_ms_median": 1000 * median(t[peer_key])}, **common))
     rows.append(Row(name="training throughput, neighbour-sampled, the paper's VidSage model",
