@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -15,7 +16,6 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-import vidsage_core.model  # noqa: F401  (imported before the fork, so the children inherit it)
 from vidsage_core.graph import lite_graph
 from vidsage_core.train import TrainConfig, train
 
@@ -63,10 +63,16 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.mark.parametrize("full_graph", [True, False])
 def test_two_gloo_ranks_stay_identical_and_learn(tmp_path, full_graph):
-    # fork: the children inherit the imported modules (importing torch_geometric twice more would
-    # dominate the test's time); each child creates its own gloo group after the fork.
-    mp.start_processes(_worker, args=(_free_port(), str(tmp_path), full_graph), nprocs=WORLD, join=True,
-                       start_method="fork")
+    # spawn (a clean interpreter per rank, as torchrun gives) and a deadline, so that a rank stuck
+    # in teardown fails the test instead of hanging CI (train() now tears the group down in step).
+    ctx = mp.start_processes(_worker, args=(_free_port(), str(tmp_path), full_graph), nprocs=WORLD,
+                             join=False, start_method="spawn")
+    deadline = time.monotonic() + 300
+    while not ctx.join(timeout=5):
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail("the two DDP ranks did not finish within 300 s")
     p0, p1 = np.load(tmp_path / "params0.npy"), np.load(tmp_path / "params1.npy")
     # 128 nodes / 2 ranks / 32 per batch = 2 steps per epoch, 4 epochs
     assert p0.shape[0] == p1.shape[0] == 8

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import math
 import os
 import random
@@ -841,6 +842,13 @@ def train(x: np.ndarray, graph, config: TrainConfig = TrainConfig(), out_dir: st
         return TrainResult(module, history, out_dir, config, resolved)
     finally:
         if ctx.owns_group:
+            # Tear down in step: drop the DDP wrapper (its reducer holds the gloo group) while the
+            # peers are still connected, meet at a barrier, then destroy the group. Letting the
+            # wrapper die with this frame after destroy_process_group() left a rank blocked in the
+            # gloo destructor now and then once its peer had exited (seen in CI as a hung test).
+            model = None
+            gc.collect()
+            dist.barrier()
             dist.destroy_process_group()
 
 
