@@ -219,8 +219,9 @@ def write_synthetic_features(path: str | Path, config: ScaleConfig, progress: bo
     return out
 
 
-def _rows(feats: np.ndarray, s: int, e: int) -> np.ndarray:
-    return np.ascontiguousarray(feats[s:e], dtype=np.float32)
+def _rows(feats: np.ndarray, rows: slice | np.ndarray) -> np.ndarray:
+    """float32 copy of some rows of ``feats`` (a float16 memmap is read only there)."""
+    return np.ascontiguousarray(feats[rows], dtype=np.float32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,7 +299,7 @@ def build_index_blocked(feats: np.ndarray, config: ScaleConfig, progress: bool =
         index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
         backend = "faiss-gpu"
     for s in tqdm(range(0, n, config.block), desc=f"index[{kind}] add", unit="block", disable=not progress):
-        index.add(_rows(feats, s, min(n, s + config.block)))
+        index.add(_rows(feats, slice(s, s + config.block)))
     params["train_seconds"] = round(train_s, 3)
     return KnnIndex(index, kind, True, n, d, params, backend, time.perf_counter() - t0)
 
@@ -324,7 +325,7 @@ def knn_edges_blocked(feats: np.ndarray, index, k: int, tau: float, block: int,
     for s in tqdm(range(0, n, block), desc="knn search", unit="block", disable=not progress or full is not None):
         e = min(n, s + block)
         if full is None:
-            dist, idx = index.search(_rows(feats, s, e), k, exclude=np.arange(s, e), batch_size=block)
+            dist, idx = index.search(_rows(feats, slice(s, e)), k, exclude=np.arange(s, e), batch_size=block)
         else:
             dist, idx = full[0][s:e], full[1][s:e]
         keep = (idx >= 0) & (1.0 - dist >= tau)
@@ -348,7 +349,7 @@ def exact_knn_rows(feats: np.ndarray, query_rows: np.ndarray, k: int, block: int
     n = feats.shape[0]
     for s in range(0, n, block):
         e = min(n, s + block)
-        sims = q @ _rows(feats, s, e).T
+        sims = q @ _rows(feats, slice(s, e)).T
         inside = (query_rows >= s) & (query_rows < e)
         sims[np.flatnonzero(inside), query_rows[inside] - s] = -np.inf
         cand_s = np.concatenate([best_s, sims], axis=1)
@@ -650,7 +651,7 @@ def run_scale(config: ScaleConfig = ScaleConfig(), progress: bool = True, out_js
         rng = np.random.default_rng([config.seed, 3])
         qr = np.sort(rng.choice(n, min(config.recall_sample, n), replace=False))
         t0 = time.perf_counter()
-        _, approx = index.search(_rows_at(feats, qr), config.k, exclude=qr)
+        _, approx = index.search(_rows(feats, qr), config.k, exclude=qr)
         t_approx = time.perf_counter() - t0
         t0 = time.perf_counter()
         exact = exact_knn_rows(feats, qr, config.k, config.block)
@@ -803,10 +804,6 @@ def extrapolate(result: dict[str, Any], target_n: int = YT8M_SIZE) -> dict[str, 
     out["index_kind"] = kind
     out["memory_gib_estimate"] = gib
     return out
-
-
-def _rows_at(feats: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(feats[rows], dtype=np.float32)
 
 
 def _public(result: dict) -> dict:
