@@ -501,10 +501,15 @@ def fit_head(
         torch.manual_seed(config.seed)
         model = _build_model(body_name, inputs.dim, prior, config)
     head = Head(name, model, classes, num_classes, config).to(device)
+    # fused: one kernel per parameter for the whole Adam update instead of ~8 elementwise passes
+    # (the update of a 1152 x 2777 weight cost ~25% of a logistic fit on CPU; same arithmetic).
+    fused = device in ("cpu", "cuda")
     if config.weight_decay > 0:
-        opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                fused=fused)
     else:
-        opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+        opt = torch.optim.Adam(model.parameters(), lr=config.lr, fused=fused)
+    l2_weights = model.l2_weights()
     rng = np.random.default_rng(config.seed)
     gen = torch.Generator(device=device).manual_seed(config.seed)
 
@@ -525,11 +530,16 @@ def fit_head(
                 loss = model.loss(*xb, yb, generator=gen)
             else:
                 loss = model.loss(xb[0], yb)
-            if config.l2_penalty > 0:
-                l2 = sum((w**2).sum() for w in model.l2_weights())
-                loss = loss + 0.5 * config.l2_penalty * l2
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if config.l2_penalty > 0:
+                # The gradient of 0.5 * l2 * sum(w^2) is l2 * w: added in place rather than built
+                # through autograd (a square, a sum and their backward over every weight per
+                # step). The recorded loss is the data term.
+                with torch.no_grad():
+                    for w in l2_weights:
+                        if w.grad is not None:
+                            w.grad.add_(w, alpha=config.l2_penalty)
             opt.step()
             total += float(loss.detach()) * idx.size
             seen += idx.size

@@ -36,9 +36,27 @@ __all__ = [
     "fig1_graph_neighbourhood",
     "fig3_feature_pipeline",
     "fig5_class_distribution",
+    "fig_graph_stats",
     "fig_training_curves",
     "fig_tsne",
+    "CAPTIONS",
 ]
+
+#: One-line caption per saved figure; :func:`save_fig` records it in the files' metadata and
+#: ``tables.results_index`` lists it.
+CAPTIONS: dict[str, str] = {
+    "fig1_graph_neighbourhood": "Fig. 1 — a real two-hop neighbourhood of the VidSage graph, "
+                                "videos named by their YouTube-8M labels",
+    "fig3_feature_pipeline": "Fig. 3 — the feature pipeline, from frames to the video-level "
+                             "vectors the graph is built on, with the data's real shapes",
+    "fig5_class_distribution": "Fig. 5 — how labels are distributed over classes and verticals, "
+                               "in the vocabulary and in the data",
+    "graph_degree_homophily": "Degree and per-video label homophily of the LiteVidSage and "
+                              "VidSage graphs",
+    "training_curves": "Unsupervised training loss per step, every variant and seed",
+    "tsne_raw_vs_vidsage": "t-SNE of the raw features beside the VidSage embeddings, coloured by "
+                           "each video's main vertical",
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -61,7 +79,8 @@ def save_fig(fig: Figure, name: str, figures_dir: str | Path = paths.FIGURES,
         name: file stem, e.g. ``"fig5_class_distribution"``.
         figures_dir: output directory (created if missing).
         caption: what the figure shows and from which data; stored in the files' metadata
-            (PNG ``Description``, PDF ``Subject``) so ``tables.results_index`` can list it.
+            (PNG ``Description``, PDF ``Subject``) so ``tables.results_index`` can list it
+            (default: the figure's entry in :data:`CAPTIONS`).
         dpi: PNG resolution.
 
     Returns:
@@ -73,6 +92,7 @@ def save_fig(fig: Figure, name: str, figures_dir: str | Path = paths.FIGURES,
         FigureCanvasAgg(fig)
     png, pdf = figures_dir / f"{name}.png", figures_dir / f"{name}.pdf"
     title = name
+    caption = caption or CAPTIONS.get(name)
     png_meta = {"Title": title, "Software": f"vidsage_core.figures (matplotlib {matplotlib.__version__})"}
     pdf_meta = {"Title": title, "Creator": "vidsage_core.figures"}
     if caption:
@@ -475,6 +495,45 @@ def fig5_class_distribution(videoset, vocabulary: pd.DataFrame, top_k: int = 20)
 # ---------------------------------------------------------------------------------------------
 # Training curves
 # ---------------------------------------------------------------------------------------------
+
+def fig_graph_stats(graphs: Mapping[str, Any], labels) -> Figure:
+    """Degree histogram and per-video label homophily histogram of each graph.
+
+    Args:
+        graphs: name -> ``VideoGraph`` over the same N videos.
+        labels: ``[N, C]`` 0/1 sparse labels of those videos.
+
+    Returns:
+        Two axes: degree (log-spaced bins) and the fraction of each video's labelled neighbours
+        sharing a label with it (:func:`vidsage_core.graph.node_homophily`); one colour per graph.
+    """
+    from vidsage_core.graph import node_homophily
+
+    palette = matplotlib.colormaps["tab10"]
+    fig = new_figure((10, 3.8))
+    ax_deg, ax_hom = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    top = max(int(g.degree().max()) for g in graphs.values())
+    bins = np.unique(np.geomspace(1, max(top, 2) + 1, 30).astype(int))
+    for i, (name, g) in enumerate(graphs.items()):
+        deg = g.degree().numpy()
+        ax_deg.hist(deg[deg > 0], bins=bins, histtype="step", linewidth=1.5, color=palette(i),
+                    label=f"{name} (mean {deg.mean():.1f})")
+        hom = node_homophily(g, labels)
+        ax_hom.hist(hom, bins=np.linspace(0, 1, 21), histtype="step", linewidth=1.5,
+                    color=palette(i), label=f"{name} (mean {hom.mean():.2f})")
+    ax_deg.set_xscale("log")
+    ax_deg.set_xlabel("degree")
+    ax_deg.set_ylabel("videos")
+    ax_deg.set_title("Degree", fontsize=10)
+    ax_hom.set_xlabel("fraction of a video's neighbours sharing one of its labels")
+    ax_hom.set_ylabel("videos")
+    ax_hom.set_title("Label homophily per video", fontsize=10)
+    for ax in (ax_deg, ax_hom):
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
 
 def _read_history(path: Path) -> list[dict]:
     data = json.loads(path.read_text())

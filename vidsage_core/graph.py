@@ -1339,3 +1339,28 @@ def _share_label(y: sp.csr_matrix, r: np.ndarray, c: np.ndarray,
         prod = y[r[s:s + block]].multiply(y[c[s:s + block]])
         out[s:s + block] = np.asarray(prod.sum(1)).ravel() > 0
     return out
+
+
+def node_homophily(graph: VideoGraph, labels_csr: sp.spmatrix) -> np.ndarray:
+    """Per node, the fraction of its labelled neighbours that share at least one label with it.
+
+    Args:
+        graph: the graph (``edge_index`` [2, E], both directions stored).
+        labels_csr: ``[N, C]`` 0/1 labels.
+
+    Returns:
+        float64 ``[M]`` for the M labelled nodes with at least one labelled neighbour (nodes
+        without are left out rather than counted as 0 or 1).
+    """
+    y = sp.csr_matrix(labels_csr, dtype=np.float32)
+    if y.shape[0] != graph.num_nodes:
+        raise ValueError(f"labels_csr has {y.shape[0]} rows for a graph of {graph.num_nodes} nodes")
+    has = np.diff(y.indptr) > 0
+    r, c = graph.edge_index.numpy()
+    sel = has[r] & has[c] & (r != c)
+    r, c = r[sel], c[sel]
+    share = _share_label(y, r, c).astype(np.float64)
+    total = np.bincount(r, minlength=graph.num_nodes)
+    same = np.bincount(r, weights=share, minlength=graph.num_nodes)
+    keep = total > 0
+    return same[keep] / total[keep]

@@ -19,3 +19,23 @@ RESULTS = Path(os.environ.get("VIDSAGE_RESULTS", ROOT / "results"))
 RUNS = RESULTS / "runs"
 FIGURES = Path(os.environ.get("VIDSAGE_FIGURES", ROOT / "figures"))
 RESOURCES = Path(__file__).resolve().parent / "resources"
+
+
+def relative(text: str | os.PathLike | None) -> str | None:
+    """``text`` with this machine's absolute results, figures and repository paths made portable.
+
+    Paths under ``RESULTS`` become ``results/...``, under ``FIGURES`` ``figures/...`` and under
+    ``ROOT`` relative to the repository root, wherever they occur in the string (a provenance
+    sentence, a config value, a notebook output). Anything else, e.g. the user's own ``--data``
+    argument, is left as given. What the artifact writes into ``results/`` goes through this, so
+    no file there names the checkout or the machine that produced it.
+    """
+    if text is None:
+        return None
+    s = os.fspath(text)
+    for base, name in ((RESULTS, "results"), (FIGURES, "figures"), (ROOT, ".")):
+        for b in dict.fromkeys((str(base), str(Path(base).resolve()))):
+            s = s.replace(b + os.sep, "" if name == "." else name + os.sep)
+            if s == b:
+                s = name
+    return s

@@ -78,6 +78,17 @@ class RunConfig:
     head_overrides: dict = field(default_factory=dict)  # extra HeadConfig fields
 
 
+def saved_config(config: RunConfig) -> dict:
+    """The config as ``config.json`` stores it: JSON types, paths relative to the repository.
+
+    ``data`` and ``out`` go through :func:`paths.relative`, so the file names no absolute path of
+    the machine that ran it (a user's own ``--data`` outside the repository stays as given).
+    """
+    saved = json.loads(json.dumps(to_jsonable(config)))
+    saved["data"], saved["out"] = paths.relative(saved["data"]), paths.relative(saved["out"])
+    return saved
+
+
 def git_commit() -> str | None:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=paths.ROOT,
@@ -96,6 +107,7 @@ def load_videos(data: str, level: str = "video", max_videos: int | None = None,
                             keep_frames=(level == "frame"), rgb_dim=None, audio_dim=None)
     if max_videos is not None and max_videos < len(videos):
         videos = videos.subset(np.arange(max_videos))
+    videos.source = paths.relative(videos.source)  # provenance names no machine's checkout
     return videos
 
 
@@ -154,6 +166,7 @@ def prepare(config: RunConfig, videos=None, split=None, progress: bool = True) -
     if len(trainval) == 0 or len(test) == 0:
         raise ValueError(f"empty split: {len(trainval)} train+val and {len(test)} test videos")
     x = videos.features(config.modality, normalize=True)
+    videos.source = paths.relative(videos.source)
     return Prepared(videos, split, trainval, test, x, split_rule)
 
 
@@ -242,7 +255,7 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device)
-    save_json({**dataclasses.asdict(config), "resolved_device": device}, out / "config.json")
+    save_json({**saved_config(config), "resolved_device": device}, out / "config.json")
     (out / "metrics.json").unlink(missing_ok=True)  # never leave stale metrics beside a new config
     prepared = prepare(config, videos, split, progress)
     videos, split, trainval, test, x = (prepared.videos, prepared.split, prepared.trainval,
@@ -273,7 +286,7 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
 
     provenance = {
         "dataset": config.dataset,
-        "source": videos.source,
+        "source": paths.relative(videos.source),
         "synthetic": bool(videos.synthetic),
         "num_videos": int(len(videos)),
         "split": {"train": int(len(split.train)), "val": int(len(split.val)),
@@ -416,7 +429,7 @@ def run_if_missing(config: RunConfig, videos=None, split=None, progress: bool = 
     What the table notebooks call: they train only what is missing, and say so.
     """
     out = Path(config.out)
-    wanted = json.loads(json.dumps(to_jsonable(config)))  # as config.json stores it
+    wanted = saved_config(config)
     if (out / "metrics.json").exists() and (out / "config.json").exists():
         saved = load_json(out / "config.json")
         saved.pop("resolved_device", None)
@@ -425,12 +438,13 @@ def run_if_missing(config: RunConfig, videos=None, split=None, progress: bool = 
         # the latency table and the figures read: those must be on disk too.
         missing = [p for p in _run_artifacts(out, config) if not p.exists()]
         if saved == wanted and "total_seconds" in metrics["provenance"] and not missing:
-            print(f"[run] {out}: complete results for this configuration exist; not re-run")
+            print(f"[run] {paths.relative(out)}: complete results for this configuration exist; "
+                  "not re-run")
             return metrics
         if saved == wanted and missing:
-            print(f"[run] {out}: metrics exist but {len(missing)} model/embedding files do not "
-                  f"(e.g. {missing[0]}); running it again")
-    print(f"[run] {out}: no complete results for this configuration; running it now")
+            print(f"[run] {paths.relative(out)}: metrics exist but {len(missing)} model/embedding "
+                  f"files do not (e.g. {paths.relative(missing[0])}); running it again")
+    print(f"[run] {paths.relative(out)}: no complete results for this configuration; running it now")
     return run(config, videos=videos, split=split, progress=progress)
 
 

@@ -1,10 +1,15 @@
 """Run the numbered notebooks with papermill: what ``./reproduce.sh`` calls.
 
-Each notebook is executed into ``results/executed/`` with the parameters it declares. A notebook
-is skipped when its executed copy exists and nothing it depends on changed (the notebook, the
-parameters, the ``vidsage_core`` sources and the input data); ``--force`` re-runs everything. A
-failing notebook stops the run with its name and a non-zero exit code, and its partial executed
-copy is kept for inspection.
+Each notebook is executed into ``results/executed/`` with the parameters it declares, in the
+registered "Python (VidSage)" kernel (``vidsage``). A notebook is skipped when its executed copy
+exists and nothing it depends on changed (the notebook, the parameters, the ``vidsage_core``
+sources and the input data); ``--force`` re-runs everything. A failing notebook stops the run
+with its name and a non-zero exit code, and its partial executed copy is kept for inspection.
+
+``notebooks/NN_*.ipynb`` are the source; each has a jupytext percent-format mirror
+``notebooks/NN_*.py`` for readable diffs, rewritten from the ``.ipynb`` before every run
+(:func:`sync_pairs`). Executed copies name no absolute path of this machine: every string in them
+goes through :func:`vidsage_core.paths.relative` after the run.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from pathlib import Path
 from vidsage_core import paths
 
 NOTEBOOKS_DIR = paths.ROOT / "notebooks"
+KERNEL = "vidsage"  # registered by ./reproduce.sh setup as "Python (VidSage)"
+PAIR_FORMAT = "py:percent"
 
 
 def notebook_paths(only: list[str] | None = None) -> list[Path]:
@@ -27,6 +34,61 @@ def notebook_paths(only: list[str] | None = None) -> list[Path]:
     if only:
         found = [p for p in found if any(o in p.stem for o in only)]
     return found
+
+
+def paired_path(notebook: Path) -> Path:
+    """The jupytext percent-format mirror of a notebook: ``NN_name.py`` beside ``NN_name.ipynb``."""
+    return notebook.with_suffix(".py")
+
+
+def pair_text(notebook: Path) -> str:
+    """The percent-format text that mirrors ``notebook`` (what its ``.py`` must contain)."""
+    import jupytext
+
+    return jupytext.writes(jupytext.read(notebook), fmt=PAIR_FORMAT)
+
+
+def sync_pairs(notebooks: list[Path] | None = None) -> list[Path]:
+    """Rewrite each notebook's ``.py`` mirror from its ``.ipynb`` where they differ.
+
+    Returns:
+        The ``.py`` files rewritten.
+    """
+    written = []
+    for nb in notebooks if notebooks is not None else notebook_paths():
+        text, py = pair_text(nb), paired_path(nb)
+        if not py.exists() or py.read_text() != text:
+            py.write_text(text)
+            written.append(py)
+    return written
+
+
+def make_portable(executed: Path) -> None:
+    """Rewrite an executed notebook so that no string in it names this machine's paths."""
+    import nbformat
+
+    def clean(value):
+        if isinstance(value, str):
+            return paths.relative(value)
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        return value
+
+    nb = nbformat.read(executed, as_version=4)
+    nbformat.write(nbformat.from_dict(clean(nb)), executed)
+
+
+def _kernel_name() -> str:
+    """``vidsage`` when registered (./reproduce.sh setup does it), else a clear error."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if KERNEL not in KernelSpecManager().find_kernel_specs():
+        raise SystemExit(f"Jupyter kernel {KERNEL!r} (\"Python (VidSage)\") is not registered: "
+                         "run ./reproduce.sh setup (or: python -m ipykernel install --sys-prefix "
+                         f"--name {KERNEL} --display-name \"Python (VidSage)\")")
+    return KERNEL
 
 
 def _data_fingerprint(data: str) -> str:
@@ -75,8 +137,16 @@ def run_notebooks(
     results_dir: Path | None = None,
 ) -> int:
     """Execute the notebooks in order; return a process exit code."""
+    import logging
+    import os
+
     import papermill
 
+    # One line per notebook plus a progress bar: no per-notebook debugger warning from the kernel
+    # (debugpy on Python 3.11 warns about frozen modules) and no papermill INFO chatter.
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    logging.getLogger("papermill").setLevel(logging.WARNING)
+    kernel = _kernel_name()
     results_dir = Path(results_dir or paths.RESULTS)
     executed_dir = results_dir / "executed"
     stamps_dir = results_dir / ".stamps"
@@ -86,7 +156,8 @@ def run_notebooks(
     if not notebooks:
         print(f"no notebooks match {only!r} in {NOTEBOOKS_DIR}", file=sys.stderr)
         return 2
-    data_fp = _data_fingerprint(parameters.get("data", paths.YT8M_2018_GLOB))
+    sync_pairs(notebooks)
+    data_fp = _data_fingerprint(parameters.get("data") or paths.YT8M_2018_GLOB)
     src_fp = _sources_fingerprint()
     t_all = time.perf_counter()
     for i, nb in enumerate(notebooks, 1):
@@ -102,20 +173,24 @@ def run_notebooks(
         stamp_file.unlink(missing_ok=True)
         try:
             papermill.execute_notebook(
-                str(nb), str(out), parameters=params, kernel_name="python3",
-                cwd=str(paths.ROOT), progress_bar=True,
+                str(nb), str(out), parameters=params, kernel_name=kernel,
+                cwd=str(paths.ROOT), progress_bar=True, log_output=False,
             )
         except Exception as exc:  # papermill keeps the partial executed copy at `out`
+            if out.exists():
+                make_portable(out)
             print(f"\nFAILED: notebook {nb.stem} ({type(exc).__name__}).\n"
-                  f"Partial executed copy: {out}\n{exc}", file=sys.stderr)
+                  f"Partial executed copy: {paths.relative(out)}\n{exc}", file=sys.stderr)
             return 1
+        make_portable(out)
         stamp_file.write_text(stamp)
         print(f"[{i}/{len(notebooks)}] {nb.stem}: done in {time.perf_counter() - t0:.0f} s")
     print(f"\nAll {len(notebooks)} notebooks done in {time.perf_counter() - t_all:.0f} s.")
-    print(f"Tables:    {results_dir}/table{{1,2,3,4}}.{{md,csv}}")
-    print(f"Figures:   {paths.FIGURES}/")
-    print(f"Notebooks: {executed_dir}/")
-    print(f"Index:     {results_dir}/README.md")
+    rel = paths.relative
+    print(f"Tables:    {rel(results_dir)}/table{{1,2,3,4}}.{{md,csv}}")
+    print(f"Figures:   {rel(paths.FIGURES)}/")
+    print(f"Notebooks: {rel(executed_dir)}/")
+    print(f"Index:     {rel(results_dir)}/README.md")
     return 0
 
 
@@ -127,18 +202,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true",
                         help="tiny parameters: the whole pipeline in a few minutes")
     parser.add_argument("--force", action="store_true", help="re-run up-to-date notebooks too")
-    parser.add_argument("--data", default=paths.YT8M_2018_GLOB,
-                        help="YouTube-8M-format TFRecords: a directory, a file or a glob "
-                             "(default: the embedded real sample, data/yt8m/video_level_2018)")
+    parser.add_argument("--data", default=None,
+                        help="YouTube-8M-format TFRecords: a directory, a file or a glob, recorded "
+                             "as given (default: the embedded real sample, "
+                             "data/yt8m/video_level_2018)")
     parser.add_argument("--only", action="append", metavar="NN",
                         help="run only notebooks whose name contains this (repeatable)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--seeds", type=int, default=3, help="number of training seeds")
+    parser.add_argument("--sync-only", action="store_true",
+                        help="only rewrite the notebooks' jupytext .py mirrors from the .ipynb")
     args = parser.parse_args(argv)
-    data = args.data
-    if Path(data).is_dir():
-        data = str(Path(data).resolve())
-    parameters = {"data": data, "smoke": args.smoke, "device": args.device,
+    if args.sync_only:
+        for py in sync_pairs():
+            print(f"wrote {paths.relative(py)}")
+        return 0
+    # The notebooks run with the repository root as working directory (./reproduce.sh cd's
+    # there), so a relative --data is kept as given: provenance then names it as the user did.
+    parameters = {"data": args.data, "smoke": args.smoke, "device": args.device,
                   "num_seeds": args.seeds}
     return run_notebooks(parameters, only=args.only, force=args.force)
 

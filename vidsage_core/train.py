@@ -64,20 +64,10 @@ class TrainConfig:
     """Hyper-parameters of one training run; saved (resolved) as ``config.json``.
 
     lr, epochs, temperature, hidden width and final activation were chosen by measurement on
-    the real YouTube-8M sample: the 11,181 train+val videos (md5 buckets 1-4; the test bucket
-    never used), rgb+audio features, a 25-NN graph, 1 CPU thread on a shared 2-core machine;
-    quality = val GAP of a 10-NN label vote among the train videos in embedding space (raw
-    features: 0.564; untrained model: 0.520). Findings (``_DEFAULTS_MEASUREMENT``):
-
-    * the paper's lr 1e-5 barely moves the loss in a CPU budget (22.6 -> 17.9 in 220 steps);
-      1e-3 brings it to its plateau (~4.2) within 5 epochs; 3e-3 is no better;
-    * with the paper's ReLU on the last layer, embeddings are non-negative unit vectors and the
-      objective drives non-neighbours to orthogonality, i.e. to disjoint supports: the probe
-      falls to 0.31-0.42 for every lr >= 1e-4 / temperature tried. Without it (GraphSAGE's linear
-      output) the probe stays at 0.49-0.52, so ``final_activation=False`` is the default here
-      (a measured deviation from the paper; ``True`` reproduces it);
-    * temperature 0.05 / 0.1 / 1.0 give 0.511 / 0.509 / 0.494; width 256 gives 0.516 vs 0.509
-      for 128 at 2.3x the cost per step.
+    the real YouTube-8M sample's train+val videos (the test bucket never used; raw numbers in
+    ``_DEFAULTS_MEASUREMENT``). Where a default differs from the paper, the reason lives in one
+    place, ``vidsage_core.deviations.DEVIATIONS``, which notebook 03 renders beside the run's
+    saved values.
     """
 
     model: str = "vidsage"  # one of model.MODELS; the paper's layer (sum aggregation, shared W1/W2)
@@ -88,14 +78,14 @@ class TrainConfig:
     out_dim: int = 128  # embedding width d'
     heads: int = 4  # attention heads, model="gat" only
     share_weights: bool = True  # W1/W2 shared across the two layers (paper), model="vidsage" only
-    # ReLU on the last layer (paper: True). False (GraphSAGE's linear output) measured better: see above.
+    # ReLU on the last layer (paper: True). False (GraphSAGE's linear output) measured better: deviations.DEVIATIONS.
     final_activation: bool = False
     epochs: int = 5  # 110 steps on 11,181 nodes; the loss has reached its plateau by then (measured)
     steps_per_epoch: int | None = None  # None: one pass over this rank's seed nodes
     batch_size: int = 512  # anchors per step (per rank under DDP), as in the paper
     fanouts: tuple[int, ...] = (25, 10)  # S1, S2 neighbour samples per layer (paper §3.4)
     # Paper: max lr 1e-5 over 12 V100-hours. In a CPU budget of ~100 steps 1e-5 barely moves the
-    # loss; 1e-3 reaches the plateau (measured, see above).
+    # loss; 1e-3 reaches the plateau (deviations.DEVIATIONS).
     lr: float = 1e-3
     warmup_steps: int = 10  # linear warm-up length (paper), then cosine decay to 0
     weight_decay: float = 1e-4  # AdamW decoupled decay; small, the dropout does most regularising
