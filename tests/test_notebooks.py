@@ -28,6 +28,21 @@ def test_notebook_is_thin_committed_without_outputs_and_has_literal_parameters(n
         assert "../" not in cell.source and "/tmp" not in cell.source
 
 
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_and_its_jupytext_mirror_agree_and_name_the_vidsage_kernel(nb_path):
+    import jupytext
+
+    py = reproduce.paired_path(nb_path)
+    assert py.is_file(), f"{py.name} missing: run python -m vidsage_core.reproduce --sync-only"
+    assert py.read_text() == reproduce.pair_text(nb_path), f"{py.name} differs from {nb_path.name}"
+    nb, mirror = nbformat.read(nb_path, as_version=4), jupytext.read(py)
+    assert [(c.cell_type, c.source) for c in nb.cells] == [(c.cell_type, c.source) for c in mirror.cells]
+    assert nb.metadata["kernelspec"]["name"] == reproduce.KERNEL == "vidsage"
+    assert nb.metadata["kernelspec"]["display_name"] == "Python (VidSage)"
+    # Every notebook states its result in generated prose, right after computing it.
+    assert any("display(Markdown(narrative." in c.source for c in nb.cells if c.cell_type == "code")
+
+
 def test_notebooks_are_numbered_in_order():
     assert [p.stem[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(1, len(NOTEBOOKS) + 1)]
     assert len(NOTEBOOKS) == 8
@@ -52,7 +67,28 @@ def test_reproduce_smoke_runs_every_notebook_and_writes_tables_and_figures(tmp_p
         errors = [o for c in executed.cells for o in c.get("outputs", [])
                   if o.get("output_type") == "error"]
         assert not errors, (nb_path.name, errors)
-    assert (results / "README.md").exists()
+    readme = (results / "README.md").read_text()
+    assert "## Findings" in readme
+    assert any(f"VidSage {v} logistic regression" in readme for v in ("loses to", "beats", "is level with"))
+    assert "# Benchmarks" not in readme
+    for nb_path in NOTEBOOKS:
+        executed = nbformat.read(results / "executed" / nb_path.name, as_version=4)
+        prose = [o for c in executed.cells if "display(Markdown(narrative." in c.source
+                 for o in c.get("outputs", []) if "text/markdown" in o.get("data", {})]
+        assert prose and all(o["data"]["text/markdown"].strip() for o in prose), nb_path.name
+        images = [o for c in executed.cells for o in c.get("outputs", [])
+                  if "image/png" in o.get("data", {})]
+        if nb_path.stem[:2] in ("02", "03", "08"):
+            assert images, f"{nb_path.name}: no inline figure"
+        assert executed.metadata["kernelspec"]["name"] == "vidsage"
+    # Portable provenance: no file the run wrote names the checkout or a temporary directory.
+    needles = [str(paths.ROOT).encode(), str(tmp_path).encode(), b"/tmp/"]
+    for f in results.rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            assert not any(n in data for n in needles), (f.relative_to(results), [n for n in needles if n in data])
+    assert "Kernel is running over TCP" not in proc.stdout + proc.stderr
+    assert proc.stdout.count("running with") == len(NOTEBOOKS)
     metrics = json.loads((results / "runs" / "yt8m-smoke" / "metrics.json").read_text())
     assert metrics["provenance"]["synthetic"] is False and metrics["provenance"]["seeds"] == [0, 1]
 

@@ -662,3 +662,23 @@ def fig_tsne(raw_features: np.ndarray, embeddings: np.ndarray, verticals: Sequen
                  fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def _show_inline_in_notebooks() -> None:
+    """Let a returned ``Figure`` display as a PNG in a notebook, without pyplot.
+
+    The figures here never touch pyplot (headless, no global state), so IPython's inline backend,
+    which registers the PNG formatter when pyplot loads, never runs: without this a notebook shows
+    ``<Figure size ...>`` instead of the figure.
+    """
+    try:
+        from IPython import get_ipython
+        from IPython.core.pylabtools import select_figure_formats
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and hasattr(shell, "display_formatter"):
+        select_figure_formats(shell, {"png"}, bbox_inches="tight")
+
+
+_show_inline_in_notebooks()

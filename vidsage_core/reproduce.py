@@ -91,6 +91,34 @@ def _kernel_name() -> str:
     return KERNEL
 
 
+def _machine() -> str:
+    """CPU model, cores and memory of this machine, in words (no host name, no path)."""
+    import os
+
+    import psutil
+
+    cpu = "unknown CPU"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in
+                   Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"{cpu}, {os.cpu_count()} logical cores, "
+            f"{psutil.virtual_memory().total / 2**30:.1f} GiB RAM")
+
+
+def timing_line(results_dir: Path) -> str | None:
+    """The sentence ``results/README.md`` gives the last complete regeneration (``timing.json``)."""
+    path = Path(results_dir) / "timing.json"
+    if not path.is_file():
+        return None
+    t = json.loads(path.read_text())
+    return (f"**Time.** The last complete regeneration (`./reproduce.sh"
+            f"{' --smoke' if t['smoke'] else ''}`, all {t['notebooks']} notebooks, none skipped) "
+            f"took {t['seconds'] / 60:.1f} minutes ({t['seconds']:.0f} s) on {t['date']}, on "
+            f"{t['machine']}, 1-minute load average {t['load_at_start']:.2f} at the start.")
+
+
 def _data_fingerprint(data: str) -> str:
     """Names, sizes and mtimes of the input files: cheap, and changes when the data does."""
     import glob
@@ -160,6 +188,8 @@ def run_notebooks(
     data_fp = _data_fingerprint(parameters.get("data") or paths.YT8M_2018_GLOB)
     src_fp = _sources_fingerprint()
     t_all = time.perf_counter()
+    load_at_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    skipped = 0
     for i, nb in enumerate(notebooks, 1):
         params = notebook_parameters(nb, parameters)
         out = executed_dir / nb.name
@@ -167,6 +197,7 @@ def run_notebooks(
         stamp = stamp_for(nb, params, data_fp, src_fp)
         if not force and out.exists() and stamp_file.exists() and stamp_file.read_text() == stamp:
             print(f"[{i}/{len(notebooks)}] {nb.stem}: up to date, skipped (--force re-runs it)")
+            skipped += 1
             continue
         print(f"[{i}/{len(notebooks)}] {nb.stem}: running with {params}", flush=True)
         t0 = time.perf_counter()
@@ -175,6 +206,8 @@ def run_notebooks(
             papermill.execute_notebook(
                 str(nb), str(out), parameters=params, kernel_name=kernel,
                 cwd=str(paths.ROOT), progress_bar=True, log_output=False,
+                # ipykernel 7 logs a transport warning at every start; errors still show.
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],
             )
         except Exception as exc:  # papermill keeps the partial executed copy at `out`
             if out.exists():
@@ -185,7 +218,21 @@ def run_notebooks(
         make_portable(out)
         stamp_file.write_text(stamp)
         print(f"[{i}/{len(notebooks)}] {nb.stem}: done in {time.perf_counter() - t0:.0f} s")
-    print(f"\nAll {len(notebooks)} notebooks done in {time.perf_counter() - t_all:.0f} s.")
+    seconds = time.perf_counter() - t_all
+    print(f"\nAll {len(notebooks)} notebooks done in {seconds:.0f} s.")
+    if skipped == 0 and not only:  # a complete regeneration: record how long it took, and where
+        import datetime as dt
+
+        (results_dir / "timing.json").write_text(json.dumps({
+            "seconds": round(seconds, 1), "notebooks": len(notebooks),
+            "smoke": bool(parameters.get("smoke")), "load_at_start": round(load_at_start, 2),
+            "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": _machine()}, indent=2) + "\n")
+    if (results_dir / "README.md").exists():
+        from vidsage_core import narrative, tables
+
+        tables.results_index(results_dir, headline=narrative.headline_findings(results_dir),
+                             timing=timing_line(results_dir))
     rel = paths.relative
     print(f"Tables:    {rel(results_dir)}/table{{1,2,3,4}}.{{md,csv}}")
     print(f"Figures:   {rel(paths.FIGURES)}/")
