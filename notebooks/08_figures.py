@@ -76,8 +76,7 @@ fig
 # Generated from every finished run under `results/runs/`; the same text opens `results/README.md`.
 
 # %%
-findings = narrative.headline_findings()
-display(Markdown(findings))
+display(Markdown(narrative.headline_findings()))
 
 # %%
-print(tables.results_index(headline=findings))
+print(tables.results_index(headline=narrative.headline_findings()))
