@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from vidsage_core import pipeline
+from vidsage_core import paths, pipeline
 from vidsage_core.data import make_synthetic, write_synthetic_frame_level
 
 TINY_TRAIN = {"epochs": 1, "hidden_dim": 32, "out_dim": 32, "batch_size": 64}
@@ -72,6 +72,13 @@ def test_test_videos_are_never_in_the_training_graph(synthetic_run):
     assert view.embeddings("lite", 0, "test").shape[0] == len(view.test)
 
 
+def test_saved_config_names_paths_relative_to_the_repository():
+    config = pipeline.RunConfig(out=str(paths.RUNS / "x"), data="/elsewhere/mine/*.tfrecord")
+    saved = pipeline.saved_config(config)
+    assert saved["out"] == "results/runs/x" and saved["data"] == "/elsewhere/mine/*.tfrecord"
+    assert pipeline.saved_config(pipeline.RunConfig())["data"] == "data/yt8m/video_level_2018/*.tfrecord"
+
+
 def test_run_if_missing_reuses_a_complete_run(synthetic_run, capsys):
     config, videos, metrics = synthetic_run
     again = pipeline.run_if_missing(config, videos=videos, progress=False)
@@ -89,8 +96,7 @@ def test_run_if_missing_reruns_a_clone_that_has_only_the_json(synthetic_run, tmp
     clone = tmp_path / "clone"
     shutil.copytree(config.out, clone, ignore=shutil.ignore_patterns("*.pt", "*.npz", "*.npy", "*.pkl"))
     cloned = dataclasses.replace(config, out=str(clone))
-    (clone / "config.json").write_text(
-        json.dumps(json.loads(json.dumps(pipeline.to_jsonable(cloned)))))
+    (clone / "config.json").write_text(json.dumps(pipeline.saved_config(cloned)))
     calls = []
     monkeypatch.setattr(pipeline, "run", lambda c, **kw: calls.append(c) or {"rows": []})
     pipeline.run_if_missing(cloned, videos=videos, progress=False)

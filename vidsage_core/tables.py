@@ -757,7 +757,27 @@ def _figure_caption(png: Path) -> str:
 
 
 def _benchmark_line(md: Path) -> str:
-    """The summary of ``benchmarks.md``: its first sentence under the title, not the title."""
+    """One line summarising the benchmarks: rows, targets met, where and when (not the title).
+
+    Read from ``benchmarks.json`` beside the ``.md`` when present, else the ``.md``'s first
+    sentence under its title.
+    """
+    data = md.with_suffix(".json")
+    if data.is_file():
+        try:
+            bench = load_json(data)
+            rows = bench.get("rows", [])
+            targets = [r for r in rows if r.get("target_met") is not None]
+            ratios = [r["ratio"] for r in rows if r.get("ratio")]
+            groups = list(dict.fromkeys(r.get("group", "?") for r in rows))
+            machine = bench.get("machine", {})
+            return (f"{len(rows)} benchmarks against peers ({', '.join(groups)}): "
+                    f"{sum(bool(r['target_met']) for r in targets)} of {len(targets)} targets met, "
+                    f"ours better (ratio > 1) in {sum(x > 1 for x in ratios)} of {len(ratios)} "
+                    f"comparisons; {machine.get('cpu', 'unknown CPU')}, "
+                    f"{machine.get('logical_cores', '?')} cores, {str(bench.get('created', '?'))[:10]}.")
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # fall back to the Markdown's first sentence
     for line in md.read_text().splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
