@@ -248,3 +248,25 @@ def test_table4_columns_follow_the_paper(tmp_path):
                                     "paper mAP"]
     assert df["paper mAP (as printed)"].tolist()[:12] == [p["mAP_printed"] for p in tables.PAPER_TABLE4]
     assert df.set_index("method").loc["I3D [11]", "modality"] == "RGB"
+
+
+def test_results_index_opens_with_findings_and_timing_captions_figures_and_summarises_benchmarks(tmp_path):
+    from vidsage_core.figures import CAPTIONS, new_figure, save_fig
+
+    results, figures = tmp_path / "results", tmp_path / "figures"
+    results.mkdir()
+    (results / "benchmarks.md").write_text("# Benchmarks\n\nLast written by x. More.\n")
+    (results / "benchmarks.json").write_text(json.dumps({
+        "created": "2026-11-22T09:05:03+00:00", "machine": {"cpu": "Xeon", "logical_cores": 2},
+        "rows": [{"group": "reader", "target_met": True, "ratio": 1.3},
+                 {"group": "knn", "target_met": None, "ratio": 0.4},
+                 {"group": "knn", "target_met": False, "ratio": 2.0}]}))
+    save_fig(new_figure((2, 2)), "training_curves", figures)  # no caption given: CAPTIONS' entry
+    text = results_index(results, figures, headline="VidSage loses to X by 1 ± 0.1.",
+                         timing="**Time.** 10 minutes.")
+    assert text.startswith("# Results\n\n## Findings\n\nVidSage loses to X by 1 ± 0.1.\n\n**Time.** 10 minutes.\n")
+    assert ("- [`benchmarks.md`](benchmarks.md) (+ `benchmarks.csv`): 3 benchmarks against peers "
+            "(reader, knn): 1 of 2 targets met, ours better (ratio > 1) in 2 of 3 comparisons; Xeon, "
+            "2 cores, 2026-11-22.") in text
+    assert f"(.png, .pdf): {CAPTIONS['training_curves']}" in text
+    assert "# Benchmarks" not in text
