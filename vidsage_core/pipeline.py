@@ -16,7 +16,6 @@ The protocol (the same for every row of Table 2):
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as _dt
 import json
 import subprocess

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -93,8 +94,6 @@ def _kernel_name() -> str:
 
 def _machine() -> str:
     """CPU model, cores and memory of this machine, in words (no host name, no path)."""
-    import os
-
     import psutil
 
     cpu = "unknown CPU"
@@ -166,7 +165,6 @@ def run_notebooks(
 ) -> int:
     """Execute the notebooks in order; return a process exit code."""
     import logging
-    import os
 
     import papermill
 
