@@ -33,8 +33,7 @@ from vidsage_core import graph as vgraph, pipeline
 
 # %%
 from IPython.display import Markdown, display
-from vidsage_core import narrative
-from vidsage_core import figures
+from vidsage_core import figures, narrative
 
 # %%
 config = pipeline.artifact_config(data=data, smoke=smoke, num_seeds=num_seeds, device=device)
