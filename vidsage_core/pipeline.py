@@ -20,6 +20,7 @@ import dataclasses
 import datetime as _dt
 import json
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -463,13 +464,21 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     variants = {"all": ("lite", "vidsage"), "none": ()}.get(args.variant, (args.variant,))
+    if "vidsage" in variants:  # fail before reading any data
+        from vidsage_core.objects import get_object_source
+
+        try:
+            get_object_source(args.objects)
+        except ValueError as e:
+            raise ValueError(f"--objects {args.objects}: {e}") from None
     config = RunConfig(data=args.data, out=args.out, dataset=args.dataset, level=args.level,
                        variants=variants, objects=args.objects,
                        seeds=tuple(range(args.seeds)), epochs=args.epochs,
                        heads=tuple(args.heads), max_videos=args.max_videos, device=args.device,
                        baselines=not args.no_baselines, on_error=args.on_error, knn_mode=args.knn_mode,
                        prepare_only=args.prepare_only, evaluate=not args.no_eval)
-    metrics = run(config, resume=args.resume)
+    # Bars only on a terminal: in logs and pipes they would bury the one-line errors.
+    metrics = run(config, progress=sys.stderr.isatty(), resume=args.resume)
     if config.prepare_only:
         return 0
     out = Path(args.out)
