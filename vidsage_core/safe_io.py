@@ -51,8 +51,9 @@ def load_tensor_file(path: str | Path, what: str = "tensor file") -> Any:
                       lines[0] if lines else type(e).__name__)
         raise UnsafeFileError(f"{path}: refused to load this {what}: it holds pickled Python objects, "
                               f"not only tensors ({reason[:160]})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
+    except Exception as e:  # torch raises KeyError, RuntimeError, EOFError... on foreign bytes
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        first = f"{type(e).__name__}: {first}"
         raise UnsafeFileError(f"{path}: not a readable PyTorch {what} ({first[:160]})") from None
 
 
