@@ -224,6 +224,11 @@ class Evaluated:
     notice: str  # one line for the log ("" when fully labelled)
 
 
+def labelled_mask(labels) -> np.ndarray:
+    """bool ``[N]``: the video has at least one positive label (stored zeros do not count)."""
+    return (labels.tocsr() > 0).getnnz(axis=1) > 0
+
+
 def evaluated_videos(labels, trainval: np.ndarray, test: np.ndarray,
                      evaluate: bool = True) -> Evaluated | None:
     """The labelled train+val and test videos, or None when nothing can (or should) be scored.
@@ -237,7 +242,7 @@ def evaluated_videos(labels, trainval: np.ndarray, test: np.ndarray,
         :class:`Evaluated`, or None (with a printed one-line notice) when evaluation is off or
         the train+val or test part has no labelled video.
     """
-    has = np.diff(labels.tocsr().indptr) > 0
+    has = labelled_mask(labels)
     tv, te = np.flatnonzero(has[trainval]), np.flatnonzero(has[test])
     if not evaluate:
         print("[run] --no-eval: heads and retrieval scores skipped; training and embedding only",
@@ -365,7 +370,7 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
         "evaluated": evaluated is not None,
         "labelled": {"trainval": int(len(ev_tv) if evaluated is not None else 0),
                      "test": int(len(ev_te) if evaluated is not None else 0),
-                     "videos": int((np.diff(y.indptr) > 0).sum())},
+                     "videos": int(labelled_mask(y).sum())},
         "single_label": bool((np.diff(y.indptr) <= 1).all()),
         "modality": config.modality,
         "feature_dim": int(x.shape[1]),
