@@ -222,3 +222,36 @@ def test_ctrl_c_during_training_is_one_line_and_exit_130(bad_inputs, tmp_path):
     import torch
 
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == step
+
+
+def test_interrupted_run_continues_with_resume(unlabelled, tmp_path):
+    data = unlabelled[0]
+    out = tmp_path / "run"
+    args = ["run", "--data", data, "--out", out, "--epochs", "40", "--seeds", "1", "--variant", "lite",
+            "--no-baselines", "--device", "cpu"]
+    env = {**os.environ, "PYTHONPATH": str(paths.ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "vidsage_core", *map(str, args)], cwd=paths.ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "lite" / "seed0" / "config.json").exists():  # train() has started
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        time.sleep(0.5)  # past the signal handler's installation
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("interrupted after step ") and line.endswith("continue with --resume")
+    stopped = int(line.split()[3].rstrip(";"))
+    assert 0 < stopped < 40  # one step per epoch (101 nodes < one batch)
+    again = _vidsage(*args, "--resume")
+    assert again.returncode == 0, again.stderr
+    assert "starting from scratch" not in again.stderr
+    history = json.loads((out / "lite" / "seed0" / "history.json").read_text())
+    assert [h["step"] for h in history] == list(range(1, 41))  # continued, not restarted
+    with np.load(out / "lite" / "seed0" / "embeddings.npz") as f:
+        assert f["ids"].tolist() == unlabelled[2]
