@@ -23,7 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("vidsage_core.pipeline", "load -> split -> graph -> train -> embed -> evaluate"),
     "train": ("vidsage_core.train", "train a GNN on a prepared graph (works under torchrun)"),
     "ingest": ("vidsage_core.video", "decode videos, extract frame features and objects, write TFRecords"),
-    "similar": ("vidsage_core.video", "embed one new video with a trained run and list its nearest videos"),
+    "similar": ("vidsage_core.video", "nearest videos of a run's video (--id), or of new videos "
+                                      "(a clip or a TFRecord) embedded with the trained run"),
 }
 
 

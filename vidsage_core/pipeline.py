@@ -221,7 +221,6 @@ class Evaluated:
     trainval: np.ndarray  # int64 positions within Prepared.trainval (all when fully labelled)
     test: np.ndarray  # int64 positions within Prepared.test
     full: bool  # every video labelled: no subsetting needed
-    notice: str  # one line for the log ("" when fully labelled)
 
 
 def labelled_mask(labels) -> np.ndarray:
@@ -239,8 +238,8 @@ def evaluated_videos(labels, trainval: np.ndarray, test: np.ndarray,
         evaluate: False (``--no-eval``): score nothing.
 
     Returns:
-        :class:`Evaluated`, or None (with a printed one-line notice) when evaluation is off or
-        the train+val or test part has no labelled video.
+        :class:`Evaluated`, or None when evaluation is off or the train+val or test part has no
+        labelled video. Anything but full labels is announced in one printed line.
     """
     has = labelled_mask(labels)
     tv, te = np.flatnonzero(has[trainval]), np.flatnonzero(has[test])
@@ -254,10 +253,10 @@ def evaluated_videos(labels, trainval: np.ndarray, test: np.ndarray,
               "training and embedding only", flush=True)
         return None
     full = len(tv) == len(trainval) and len(te) == len(test)
-    notice = "" if full else (f"[run] {int(has.sum())} of {len(has)} videos are labelled: heads and "
-                              f"retrieval use the {len(tv)} labelled train+val and {len(te)} "
-                              "labelled test videos")
-    return Evaluated(tv.astype(np.int64), te.astype(np.int64), full, notice)
+    if not full:
+        print(f"[run] {int(has.sum())} of {len(has)} videos are labelled: heads and retrieval use "
+              f"the {len(tv)} labelled train+val and {len(te)} labelled test videos", flush=True)
+    return Evaluated(tv.astype(np.int64), te.astype(np.int64), full)
 
 
 def write_run_embeddings(path: Path, ids, trainval: np.ndarray, test: np.ndarray,
@@ -325,8 +324,6 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
     save_json({"trainval": trainval, "test": test}, out / "split.json")
     y = videos.labels.tocsr()
     evaluated = evaluated_videos(y, trainval, test, config.evaluate)
-    if evaluated is not None and evaluated.notice:
-        print(evaluated.notice, flush=True)
     ev_tv = trainval if evaluated is None else trainval[evaluated.trainval]
     ev_te = test if evaluated is None else test[evaluated.test]
     y_tv, y_te = y[ev_tv], y[ev_te]

@@ -66,11 +66,11 @@ def load_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 class IndexConfig:
     """How :class:`EmbeddingIndex` searches."""
 
-    # Exact search up to here: 1M x 256-d float32 is 1 GiB and a flat scan of it takes tens of
-    # milliseconds per query batch, so exactness is affordable well beyond YouTube-8M's 14k sample.
+    # Exact search up to here: 1M x 256-d float32 is 1 GiB, still one flat index in memory, and
+    # exact neighbours need no recall caveat; beyond it an IVF index trades recall for speed.
     exact_max: int = 1_000_000
-    nlist: int | None = None  # IVF lists; None: 4 * sqrt(N), FAISS's usual range
-    nprobe: int = 32  # lists visited per query: recall ~0.99 at nlist ~ 4 sqrt(N) on 1M rows
+    nlist: int | None = None  # IVF lists; None: 4 * sqrt(N), the low end of FAISS's guideline
+    nprobe: int = 32  # lists visited per query: raise for recall, lower for speed
     train_size: int = 200_000  # rows sampled to train the IVF quantiser (>= 39 * nlist)
     seed: int = 0
 

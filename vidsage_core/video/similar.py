@@ -65,8 +65,12 @@ class RunArtifacts:
         return InductiveEmbedder(self.model, self.features, self.graph, self.object_sets, device=device)
 
 
-def load_run_artifacts(run_dir: str | Path, variant: str = "vidsage", device: str = "cpu") -> RunArtifacts:
+def load_run_artifacts(run_dir: str | Path, variant: str = "vidsage", device: str = "cpu",
+                       seed: int = 0) -> RunArtifacts:
     """Load a trained run for inductive inference of new videos.
+
+    A ``vidsage run`` directory (``split.json`` + ``data/``) gives its ``seed``'s model and the
+    train+val videos; every file is read without pickle (``safe_io``).
 
     Layout read (``V = RUN_DIR/<variant>``, or ``RUN_DIR`` itself when it holds ``model.pt``):
 
@@ -89,7 +93,7 @@ def load_run_artifacts(run_dir: str | Path, variant: str = "vidsage", device: st
     if not run_dir.is_dir():
         raise FileNotFoundError(f"--run {run_dir}: no such run directory")
     if (run_dir / "split.json").is_file() and (run_dir / "data").is_dir():
-        return _from_pipeline_run(run_dir, variant, device)
+        return _from_pipeline_run(run_dir, variant, device, seed)
     vdir = run_dir / variant
     if not (vdir / "model.pt").is_file() and (run_dir / "model.pt").is_file():
         vdir = run_dir
@@ -326,7 +330,7 @@ def similar_command(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise FileNotFoundError(f"FILE {path}: no such file")
-    art = load_run_artifacts(args.run, args.variant)
+    art = load_run_artifacts(args.run, args.variant, seed=args.seed)
     if path.suffix == ".tfrecord":
         names = _label_names(art.labels.shape[1] if art.labels is not None else None)
         for vid, edges, hits in similar_for_tfrecords(path, art, args.k, device):
