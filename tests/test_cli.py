@@ -187,6 +187,17 @@ def test_expected_errors_are_one_line_naming_the_culprit(bad_inputs, case, capsy
     assert "Traceback" not in err
 
 
+def test_asking_for_cuda_without_a_gpu_is_one_line(bad_inputs, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    root, _ = bad_inputs
+    assert main(["run", "--data", f"{root}/empty", "--device", "cuda", "--out", f"{root}/o"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "--device cuda: CUDA is not available" in lines[0]
+
+
 def test_debug_shows_the_traceback(bad_inputs):
     root, _ = bad_inputs
     with pytest.raises(FileNotFoundError, match="nope"):

@@ -323,8 +323,10 @@ def similar_command(args: argparse.Namespace) -> int:
         raise ValueError(f"-k {args.k}: must be at least 1")
     if args.video_id is not None:
         hits = neighbours_of_known_video(args.run, args.video_id, args.k, args.variant, args.seed)
+        meta = Path(args.run) / "data" / "meta.json"
+        names = _label_names(load_json(meta).get("num_classes") if meta.is_file() else None)
         print(f"nearest {len(hits)} videos of {args.video_id} in {args.run} ({args.variant}, seed {args.seed}):")
-        _print_hits(hits, {})
+        _print_hits(hits, names)
         return 0
     device = resolve_device(args.device)
     path = Path(args.file)
