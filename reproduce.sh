@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # VidSage: one command to set up and regenerate the paper's tables and figures.
 #
-#   ./reproduce.sh                 set up (first run only), then run notebooks 01-08 on the real
+#   ./reproduce.sh                 set up (first run only), then run notebooks 01-09 on the real
 #                                  YouTube-8M sample in data/yt8m, writing results/ and figures/
 #   ./reproduce.sh test            set up, then run the test suite (what CI runs)
 #   ./reproduce.sh bench           set up, then run the benchmarks (results/benchmarks.md)

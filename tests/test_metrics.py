@@ -275,3 +275,57 @@ def test_gap_is_fast_at_yt8m_test_size() -> None:
     t = time.perf_counter()
     M.gap(scores, labels)
     assert time.perf_counter() - t < 2.0
+
+
+# --------------------------------------------------------------------------- retrieval metrics
+def _literal_precision_at_k(relevant, k):
+    total = 0.0
+    for row in relevant:
+        hits = 0
+        for i in range(k):
+            if i < len(row) and row[i]:
+                hits += 1
+        total += hits / k
+    return total / len(relevant)
+
+
+def _literal_map_at_k(relevant, num_relevant, k):
+    total = 0.0
+    for row, r in zip(relevant, num_relevant):
+        hits, ap = 0, 0.0
+        for i in range(min(k, len(row))):
+            if row[i]:
+                hits += 1
+                ap += hits / (i + 1)
+        total += ap / min(r, k) if r > 0 else 0.0
+    return total / len(relevant)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_retrieval_precision_and_map_match_a_literal_loop(seed):
+    from vidsage_core.metrics import retrieval_map_at_k, retrieval_precision_at_k
+
+    rng = np.random.default_rng(seed)
+    q, width = 37, 120
+    rel = rng.random((q, width)) < rng.uniform(0.05, 0.6)
+    rel[1] = False
+    num = rel.sum(1) + rng.integers(0, 50, size=q)  # more relevant videos than listed
+    num[1] = 0  # a query nothing in the database can answer
+    for k in (1, 10, 100):
+        assert retrieval_precision_at_k(rel, k) == pytest.approx(_literal_precision_at_k(rel, k), abs=1e-12)
+        assert retrieval_map_at_k(rel, num, k) == pytest.approx(_literal_map_at_k(rel, num, k), abs=1e-12)
+
+
+def test_retrieval_metrics_by_hand():
+    from vidsage_core.metrics import retrieval_map_at_k, retrieval_precision_at_k
+
+    rel = np.array([[1, 0, 1, 0], [0, 0, 0, 0], [0, 1, 1, 1]], dtype=bool)
+    # P@2: 1/2, 0, 1/2 -> 1/3
+    assert retrieval_precision_at_k(rel, 2) == pytest.approx(1 / 3)
+    # AP@4 with R = 2, 0, 5: (1 + 2/3) / 2; 0; (1/2 + 2/3 + 3/4) / min(5, 4)
+    expected = ((1 + 2 / 3) / 2 + 0 + (1 / 2 + 2 / 3 + 3 / 4) / 4) / 3
+    assert retrieval_map_at_k(rel, [2, 0, 5], 4) == pytest.approx(expected)
+    # a perfect ranking scores 1 even when R > k
+    assert retrieval_map_at_k(np.ones((1, 4), bool), [9], 4) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="num_relevant is smaller"):
+        retrieval_map_at_k(rel, [1, 0, 5], 4)

@@ -45,7 +45,7 @@ def test_notebook_and_its_jupytext_mirror_agree_and_name_the_vidsage_kernel(nb_p
 
 def test_notebooks_are_numbered_in_order():
     assert [p.stem[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(1, len(NOTEBOOKS) + 1)]
-    assert len(NOTEBOOKS) == 8
+    assert len(NOTEBOOKS) == 9
 
 
 def test_reproduce_smoke_runs_every_notebook_and_writes_tables_and_figures(tmp_path):
@@ -57,6 +57,9 @@ def test_reproduce_smoke_runs_every_notebook_and_writes_tables_and_figures(tmp_p
     for n in (1, 2, 3, 4):
         md = (results / f"table{n}.md").read_text()
         assert "paper" in md.lower() and "Provenance" in md
+    retrieval = (results / "retrieval.md").read_text()  # notebook 09, from the run's metrics.json
+    assert "Provenance" in retrieval and "precision@10" in retrieval and "VidSage" in retrieval
+    assert "retrieval.md" in (results / "README.md").read_text()
     assert "synthetic stand-in, not a reproduction" in (results / "table3.md").read_text()
     assert "synthetic stand-in, not a reproduction" in (results / "table4.md").read_text()
     for name in ("fig1_graph_neighbourhood", "fig3_feature_pipeline", "fig5_class_distribution",

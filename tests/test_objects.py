@@ -232,3 +232,34 @@ def test_videoset_objects_source():
     assert get_object_source("videoset").object_sets(vs) == [{"a"}, frozenset()]
     with pytest.raises(ValueError, match="carries no object sets"):
         VideoSetObjects().object_sets(make_videoset(2))
+
+
+# ------------------------------------------------------------------ saving without pickle
+def test_fitted_proxy_source_round_trips_through_json_and_npz(tmp_path, tiny_videoset):
+    from vidsage_core.objects import FeatureCodebookProxy, load_object_source, save_object_source
+
+    src = FeatureCodebookProxy(num_subspaces=4, num_codewords=8, top=1, seed=3).fit(tiny_videoset, np.arange(150))
+    path = save_object_source(src, tmp_path / "object_source.json")
+    assert json.loads(path.read_text())["type"] == "FeatureCodebookProxy"
+    back = load_object_source(path)
+    assert back.name == src.name and back.fit_videos == 150
+    for a, b in zip(src.codebooks, back.codebooks):
+        np.testing.assert_array_equal(a, b)
+    assert back.object_sets(tiny_videoset) == src.object_sets(tiny_videoset)
+
+
+def test_other_sources_round_trip_and_unknown_types_are_refused(tmp_path):
+    from vidsage_core.objects import (DetectionsFile, FrameCodebook, VideoSetObjects, load_object_source,
+                                      save_object_source)
+
+    cb = FrameCodebook(num_codewords=4, min_frames=2)
+    cb.centroids, cb.fit_videos = np.eye(4, 6, dtype=np.float32), 7
+    back = load_object_source(save_object_source(cb, tmp_path / "a.json"))
+    assert back.name == cb.name and back.fit_videos == 7
+    np.testing.assert_array_equal(back.centroids, cb.centroids)
+    det = DetectionsFile(tmp_path / "d.csv", min_score=0.5, min_frames=2)
+    assert load_object_source(save_object_source(det, tmp_path / "b.json")).name == det.name
+    assert load_object_source(save_object_source(VideoSetObjects(), tmp_path / "c.json")).name == "videoset-objects"
+    (tmp_path / "c.json").write_text(json.dumps({"type": "os.system", "params": {}}))
+    with pytest.raises(ValueError, match="unknown object source type 'os.system'"):
+        load_object_source(tmp_path / "c.json")

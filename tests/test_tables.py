@@ -270,3 +270,31 @@ def test_results_index_opens_with_findings_and_timing_captions_figures_and_summa
             "2 cores, 2026-11-22.") in text
     assert f"(.png, .pdf): {CAPTIONS['training_curves']}" in text
     assert "# Benchmarks" not in text
+
+
+def test_retrieval_table_takes_one_row_per_seed_and_reports_mean_and_std(tmp_path):
+    rows = []
+    for seed, (p_raw, m_raw, p_v, m_v) in enumerate([(0.40, 0.20, 0.50, 0.30), (0.42, 0.22, 0.54, 0.36)]):
+        for head in ("logistic", "moe"):  # the same scores on every head row of a seed
+            rows.append({**_row("raw", head, seed, 0.3), "retrieval_precision_at_10": p_raw,
+                         "retrieval_map_at_100": m_raw})
+        rows.append({**_row("vidsage", "logistic", seed, 0.3), "retrieval_precision_at_10": p_v,
+                     "retrieval_map_at_100": m_v})
+        rows.append(_row("lite", "logistic", seed, 0.3))  # an old row without retrieval scores
+    run = _write_run(tmp_path / "run", rows)
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["provenance"]["labelled"] = {"trainval": 80, "test": 20, "videos": 100}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    df, caption = tables.retrieval_table(run)
+    assert list(df["method"]) == ["raw", "VidSage"]
+    raw, vid = df.iloc[0], df.iloc[1]
+    assert raw["precision@10 mean"] == pytest.approx(41.0) and raw["n seeds"] == 2
+    assert raw["precision@10 std"] == pytest.approx(np.std([40, 42], ddof=1))
+    assert vid["mAP@100 mean"] == pytest.approx(33.0)
+    assert "Best mAP@100: VidSage (33.00)" in caption and "20 labelled test videos" in caption
+    assert "Provenance:" in caption and "abc1234" in caption
+    csv, md = tables.write_table(df, "retrieval", caption, tmp_path / "results")
+    assert md.read_text().startswith("Retrieval:")
+    empty = _write_run(tmp_path / "empty", [_row("raw", "logistic", 0, 0.3)])
+    with pytest.raises(ValueError, match="no retrieval scores"):
+        tables.retrieval_table(empty)

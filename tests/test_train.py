@@ -65,7 +65,7 @@ def test_killed_and_resumed_run_is_bit_identical(tmp_path, full_graph):
 
     with pytest.raises(KeyboardInterrupt):
         train(X, G, cfg, tmp_path / "run", progress=False, callback=kill_after_5)
-    ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert ckpt["step"] == 5
     res = train(X, G, cfg, tmp_path / "run", resume=True, progress=False)
     assert _equal_state(ref.model, res.model)
@@ -86,7 +86,7 @@ def test_sigint_and_sigterm_checkpoint_at_step_boundary_then_reraise(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         train(X, G, cfg, tmp_path / "run", progress=False, callback=sigint_at_3)
-    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["step"] == 3
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 3
 
     def on_term(signum, frame):
         raise _Kill
@@ -102,7 +102,7 @@ def test_sigint_and_sigterm_checkpoint_at_step_boundary_then_reraise(tmp_path):
     finally:
         signal.signal(signal.SIGTERM, old)
     assert signal.getsignal(signal.SIGINT) is sigint_before  # handlers restored
-    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["step"] == 6
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 6
     res = train(X, G, cfg, tmp_path / "run", resume=True, progress=False)
     assert _equal_state(ref.model, res.model)
 

@@ -188,10 +188,12 @@ class VideoGraph:
     @classmethod
     def load(cls, path: str | Path) -> "VideoGraph":
         """Read a graph written by :meth:`save` (``weights_only`` loading: no pickled code)."""
-        try:
-            d = torch.load(Path(path), map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"graph file not found: {path}") from None
+        from vidsage_core.safe_io import UnsafeFileError, load_tensor_file
+
+        d = load_tensor_file(path, "graph")
+        if not isinstance(d, dict) or not {"edge_index", "edge_weight", "num_nodes", "meta"} <= set(d):
+            raise UnsafeFileError(f"{path}: not a VideoGraph file (VideoGraph.save writes edge_index, "
+                                  "edge_weight, num_nodes, meta)")
         return cls(d["edge_index"], d["edge_weight"], int(d["num_nodes"]), dict(d["meta"]))
 
 

@@ -24,6 +24,13 @@ The paper's metrics (§4.1) and plain references:
   over classes with at least one positive.
 * :func:`top_k_accuracy` -- fraction of videos with any positive among their top ``k``.
 
+Retrieval metrics (beyond the paper; a representation's own measure): each query video has a
+ranked list of database videos and a 0/1 relevance per hit (here: the two share a label).
+
+* :func:`retrieval_precision_at_k` -- mean share of relevant videos among the first ``k`` hits.
+* :func:`retrieval_map_at_k` -- mean over queries of AP@k with denominator ``min(R, k)``,
+  ``R`` = the query's relevant videos in the whole database.
+
 Ties. All rankings use one total order: score descending, then class index ascending (so a
 video's top-k is deterministic even with tied scores at the k-th place; ``hit_at_one`` matches
 ``numpy.argmax``, which also keeps the first maximum). Inside an AP, a run of tied scores is one
@@ -50,6 +57,8 @@ __all__ = [
     "mean_ap",
     "top_k_accuracy",
     "all_metrics",
+    "retrieval_precision_at_k",
+    "retrieval_map_at_k",
     "METRIC_KEYS",
 ]
 
@@ -470,3 +479,62 @@ def all_metrics(scores: Any, labels: Any) -> dict[str, float]:
         "top1": top_k_accuracy(scores, labels, 1),
         "top5": top_k_accuracy(scores, labels, 5),
     }
+
+
+# --------------------------------------------------------------------------- retrieval
+def _check_relevance(relevant: Any, k: Any) -> tuple[np.ndarray, int]:
+    rel = np.asarray(relevant)
+    if rel.ndim != 2:
+        raise ValueError(f"relevant must be [Q, K] (rank order), got shape {rel.shape}")
+    k = _check_k(k)
+    return rel[:, :k] > 0, k
+
+
+def retrieval_precision_at_k(relevant: Any, k: int = 10) -> float:
+    """Mean over queries of (relevant hits among the first ``k``) / ``k``.
+
+    Args:
+        relevant: 0/1 ``[Q, K]``, hit ``j`` of query ``q`` in rank order (best first). When a
+            query has fewer than ``k`` hits (database smaller than ``k``) the missing ones count
+            as not relevant: the denominator is always ``k``.
+        k: cut-off.
+
+    Returns:
+        Precision@k in [0, 1]; 0.0 for zero queries.
+    """
+    rel, k = _check_relevance(relevant, k)
+    if rel.shape[0] == 0:
+        return 0.0
+    return float(rel.sum(axis=1).mean() / k)
+
+
+def retrieval_map_at_k(relevant: Any, num_relevant: Any, k: int = 100) -> float:
+    """Mean over queries of AP@k: ``sum_{i<=k} P@i * rel_i / min(R_q, k)``.
+
+    ``P@i`` is the precision of the first ``i`` hits and ``R_q`` the number of relevant videos
+    of query ``q`` in the whole database, so a perfect ranking scores 1 also when ``R_q > k``.
+    A query with ``R_q = 0`` scores 0 (it cannot be answered; it still counts in the mean).
+
+    Args:
+        relevant: 0/1 ``[Q, K]`` relevance of the hits in rank order (``K >= k`` or the whole
+            database).
+        num_relevant: int ``[Q]``, ``R_q``; must be at least the relevant hits listed.
+        k: cut-off.
+
+    Returns:
+        mAP@k in [0, 1]; 0.0 for zero queries.
+    """
+    rel, k = _check_relevance(relevant, k)
+    r = np.asarray(num_relevant, dtype=np.int64).ravel()
+    if r.shape[0] != rel.shape[0]:
+        raise ValueError(f"num_relevant has {r.shape[0]} entries for {rel.shape[0]} queries")
+    hits = rel.sum(axis=1)
+    if np.any(hits > r):
+        raise ValueError("num_relevant is smaller than the relevant hits listed for some query")
+    if rel.shape[0] == 0:
+        return 0.0
+    ranks = np.arange(1, rel.shape[1] + 1)
+    precision = np.cumsum(rel, axis=1) / ranks  # P@i at every rank
+    ap_sum = (precision * rel).sum(axis=1)
+    denom = np.minimum(r, k)
+    return float(np.where(denom > 0, ap_sum / np.maximum(denom, 1), 0.0).mean())

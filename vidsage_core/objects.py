@@ -24,6 +24,7 @@ registers ``"imagenet-tagger"``, loaded on first use).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib
 import json
 import warnings
@@ -45,6 +46,8 @@ __all__ = [
     "OBJECT_SOURCES",
     "register_object_source",
     "get_object_source",
+    "save_object_source",
+    "load_object_source",
 ]
 
 
@@ -619,3 +622,103 @@ def get_object_source(spec: str) -> ObjectSource:
         return OBJECT_SOURCES[name](arg or None, **opts)
     except TypeError as e:
         raise ValueError(f"object source spec {spec!r}: {e}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# (e) saving fitted sources without pickle: JSON for settings, NPZ for arrays
+# ---------------------------------------------------------------------------------------------
+# Only these classes can be restored from a run directory: a file can name a class, never code.
+SAVABLE_SOURCES: dict[str, type] = {c.__name__: c for c in
+                                    (DetectionsFile, FrameCodebook, FeatureCodebookProxy, VideoSetObjects)}
+
+
+def source_to_dict(source: ObjectSource) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A source's settings as JSON types and its fitted arrays (codebooks) by name.
+
+    Returns:
+        ``({"type": class name, "name": source.name, "params": init fields, "fitted": scalar
+        fitted fields}, {array name: ndarray})``; ``FeatureCodebookProxy`` codebooks are stored
+        as ``codebook_0`` .. ``codebook_{s-1}`` (``[num_codewords, dims_j]`` float32 each),
+        ``FrameCodebook`` centroids as ``centroids`` (``[num_codewords, D]``).
+
+    Raises:
+        ValueError: the source is not one of :data:`SAVABLE_SOURCES`.
+    """
+    cls = type(source).__name__
+    if SAVABLE_SOURCES.get(cls) is not type(source):
+        raise ValueError(f"object source {getattr(source, 'name', cls)!r} ({cls}) cannot be saved "
+                         f"without pickle; savable sources: {sorted(SAVABLE_SOURCES)}")
+    params, fitted, arrays = {}, {}, {}
+    for f in dataclasses.fields(source):
+        value = getattr(source, f.name)
+        if f.init:
+            params[f.name] = str(value) if isinstance(value, Path) else value
+        elif isinstance(value, np.ndarray):
+            arrays[f.name] = value
+        elif isinstance(value, list):  # list of arrays (one codebook per sub-space)
+            arrays.update({f"{f.name[:-1]}_{j}": np.asarray(a) for j, a in enumerate(value)})
+            fitted[f"{f.name}_count"] = len(value)
+        elif value is None or isinstance(value, (int, float, str)):
+            fitted[f.name] = value
+    return {"type": cls, "name": source.name, "params": params, "fitted": fitted}, arrays
+
+
+def source_from_dict(state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> ObjectSource:
+    """Rebuild a source written by :func:`source_to_dict` (only :data:`SAVABLE_SOURCES` types)."""
+    cls = SAVABLE_SOURCES.get(str(state.get("type")))
+    if cls is None:
+        raise ValueError(f"unknown object source type {state.get('type')!r}; "
+                         f"known: {sorted(SAVABLE_SOURCES)}")
+    source = cls(**dict(state.get("params", {})))
+    fitted = dict(state.get("fitted", {}))
+    for f in dataclasses.fields(source):
+        if f.init:
+            continue
+        if f.name in arrays:
+            setattr(source, f.name, np.asarray(arrays[f.name]))
+        elif f"{f.name}_count" in fitted:
+            setattr(source, f.name, [np.asarray(arrays[f"{f.name[:-1]}_{j}"])
+                                     for j in range(int(fitted[f"{f.name}_count"]))])
+        elif f.name in fitted:
+            setattr(source, f.name, fitted[f.name])
+    return source
+
+
+def save_object_source(source: ObjectSource, path: str | Path) -> Path:
+    """Write ``PATH`` (``.json``: type, settings) and its ``.npz`` sibling (fitted arrays).
+
+    Returns:
+        The JSON path.
+    """
+    from vidsage_core.utils import save_json
+
+    path = Path(path).with_suffix(".json")
+    state, arrays = source_to_dict(source)
+    np.savez(path.with_suffix(".npz"), **arrays)
+    save_json(state, path)
+    return path
+
+
+def load_object_source(path: str | Path) -> ObjectSource:
+    """Read a source written by :func:`save_object_source` (no pickle: JSON and ``allow_pickle=False``).
+
+    Raises:
+        FileNotFoundError: the JSON is missing. ``safe_io.UnsafeFileError``: the NPZ holds
+        pickled objects or is not an NPZ. ValueError: malformed JSON or unknown type.
+    """
+    from vidsage_core.safe_io import load_npz
+
+    path = Path(path).with_suffix(".json")
+    if not path.is_file():
+        raise FileNotFoundError(f"object source {path}: no such file")
+    try:
+        state = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a JSON object-source file ({e})") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not a JSON object-source file")
+    arrays = load_npz(path.with_suffix(".npz"), "object source")
+    try:
+        return source_from_dict(state, arrays)
+    except (TypeError, KeyError) as e:
+        raise ValueError(f"{path}: malformed object source ({e})") from None

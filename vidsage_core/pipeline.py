@@ -19,6 +19,7 @@ import argparse
 import datetime as _dt
 import json
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ import numpy as np
 from vidsage_core import paths
 from vidsage_core.utils import load_json, resolve_device, save_json, to_jsonable
 
+OBJECT_SOURCE = "object_source.json"  # beside object_source.npz (its fitted arrays)
 VARIANT_METHOD = {"raw": "raw", "frame": "frame", "sgc": "sgc", "lite": "litevidsage",
                   "vidsage": "vidsage", "lite+raw": "litevidsage+raw", "vidsage+raw": "vidsage+raw"}
 
@@ -73,6 +75,9 @@ class RunConfig:
     prepare_only: bool = False
     baselines: bool = True  # raw-* and sgc-* rows
     on_error: str = "skip"  # bad records are skipped and reported in provenance
+    # False: train and embed only (no heads, no retrieval scores), e.g. for data without labels;
+    # with labels on only some videos, the scores use the labelled ones (counted in provenance).
+    evaluate: bool = True
     train_overrides: dict = field(default_factory=dict)  # extra TrainConfig fields
     head_overrides: dict = field(default_factory=dict)  # extra HeadConfig fields
 
@@ -176,16 +181,15 @@ def build_variant_graph(variant: str, prepared: Prepared, config: RunConfig,
     Returns:
         (VideoGraph, object sets of all videos or None, the fitted object source or None).
     """
-    import pickle
-
     from vidsage_core.graph import VideoGraph, lite_graph, vidsage_graph
-    from vidsage_core.objects import get_object_source
+    from vidsage_core.objects import get_object_source, load_object_source, save_object_source
 
     import hashlib
 
     out_dir = Path(config.out) / variant
     out_dir.mkdir(parents=True, exist_ok=True)
-    graph_path, source_path = out_dir / "graph.pt", out_dir / "object_source.pkl"
+    # The fitted source is JSON + NPZ (never a pickle: run directories are passed around).
+    graph_path, source_path = out_dir / "graph.pt", out_dir / OBJECT_SOURCE
     videos, rows, device = prepared.videos, prepared.trainval, resolve_device(config.device)
     # The cache is valid only for the same videos, rows, features and object source.
     key = hashlib.sha256(repr((videos.source, len(videos), prepared.x.shape, config.modality,
@@ -196,15 +200,16 @@ def build_variant_graph(variant: str, prepared: Prepared, config: RunConfig,
     if not key_path.exists() or key_path.read_text() != key:
         graph_path.unlink(missing_ok=True)
         source_path.unlink(missing_ok=True)
+        source_path.with_suffix(".npz").unlink(missing_ok=True)
     object_sets, source = None, None
     if variant == "vidsage":
         if source_path.exists():
-            source = pickle.loads(source_path.read_bytes())
+            source = load_object_source(source_path)
         else:
             source = get_object_source(config.objects)
             if hasattr(source, "fit"):  # proxies and codebooks learn from train+val videos only
                 source.fit(videos, rows)
-            source_path.write_bytes(pickle.dumps(source))
+            save_object_source(source, source_path)
         object_sets = source.object_sets(videos)
     if graph_path.exists():
         return VideoGraph.load(graph_path), object_sets, source
@@ -221,6 +226,67 @@ def build_variant_graph(variant: str, prepared: Prepared, config: RunConfig,
     return graph, object_sets, source
 
 
+@dataclass
+class Evaluated:
+    """Which videos the heads and retrieval scores use: the labelled ones of each part."""
+
+    trainval: np.ndarray  # int64 positions within Prepared.trainval (all when fully labelled)
+    test: np.ndarray  # int64 positions within Prepared.test
+    full: bool  # every video labelled: no subsetting needed
+
+
+def labelled_mask(labels) -> np.ndarray:
+    """bool ``[N]``: the video has at least one positive label (stored zeros do not count)."""
+    return (labels.tocsr() > 0).getnnz(axis=1) > 0
+
+
+def evaluated_videos(labels, trainval: np.ndarray, test: np.ndarray,
+                     evaluate: bool = True) -> Evaluated | None:
+    """The labelled train+val and test videos, or None when nothing can (or should) be scored.
+
+    Args:
+        labels: CSR ``[N, C]`` of all videos.
+        trainval, test: the split's rows.
+        evaluate: False (``--no-eval``): score nothing.
+
+    Returns:
+        :class:`Evaluated`, or None when evaluation is off or the train+val or test part has no
+        labelled video. Anything but full labels is announced in one printed line.
+    """
+    has = labelled_mask(labels)
+    tv, te = np.flatnonzero(has[trainval]), np.flatnonzero(has[test])
+    if not evaluate:
+        print("[run] --no-eval: heads and retrieval scores skipped; training and embedding only",
+              flush=True)
+        return None
+    if len(tv) == 0 or len(te) == 0:
+        print(f"[run] no labels to evaluate with ({int(has.sum())} of {len(has)} videos labelled: "
+              f"{len(tv)} train+val, {len(te)} test): heads and retrieval scores skipped; "
+              "training and embedding only", flush=True)
+        return None
+    full = len(tv) == len(trainval) and len(te) == len(test)
+    if not full:
+        print(f"[run] {int(has.sum())} of {len(has)} videos are labelled: heads and retrieval use "
+              f"the {len(tv)} labelled train+val and {len(te)} labelled test videos", flush=True)
+    return Evaluated(tv.astype(np.int64), te.astype(np.int64), full)
+
+
+def write_run_embeddings(path: Path, ids, trainval: np.ndarray, test: np.ndarray,
+                         z_tv: np.ndarray, z_te: np.ndarray) -> Path:
+    """``embeddings.npz`` of all the run's videos in the run's order (``retrieval.save_embeddings``).
+
+    Args:
+        ids: ``[N]`` ids of all videos; trainval, test: their rows.
+        z_tv: float32 ``[len(trainval), d]`` (transductive); z_te: ``[len(test), d]`` (attached
+            inductively, as new videos).
+    """
+    from vidsage_core.retrieval import save_embeddings
+
+    z = np.zeros((len(ids), z_tv.shape[1]), dtype=np.float32)
+    z[trainval], z[test] = z_tv, z_te
+    return save_embeddings(path, ids, z)
+
+
 def _row(variant: str, head: str, seed: int, metrics: dict, object_source: str | None = None,
          train_seconds: float | None = None) -> dict:
     keys = ("gap", "hit_at_one", "perr", "map", "mean_ap", "bucketed_map", "top1", "top5")
@@ -232,7 +298,8 @@ def _row(variant: str, head: str, seed: int, metrics: dict, object_source: str |
     return row
 
 
-def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool = True) -> dict:
+def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool = True,
+        resume: bool = False) -> dict:
     """Run the whole protocol and write ``config.json`` and ``metrics.json`` in ``config.out``.
 
     Args:
@@ -242,12 +309,18 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
         split: a ``data.Split`` to use instead of the hash split (official splits of other
             datasets); its ``train`` and ``val`` rows are the train+val set.
         progress: tqdm bars.
+        resume: continue each seed's training from its checkpoint (after Ctrl-C).
+
+    Every variant and seed writes ``<variant>/seed<s>/embeddings.npz`` (all videos, see
+    :mod:`vidsage_core.retrieval`) whether or not labels exist; heads and retrieval scores use
+    the labelled videos only and are skipped when there are none (or ``config.evaluate`` is off).
 
     Returns:
         The content of ``metrics.json``: ``{"rows": [...], "provenance": {...}}``.
     """
     from vidsage_core.evaluate import HeadConfig, evaluate_head
     from vidsage_core.infer import train_and_embed
+    from vidsage_core.retrieval import label_retrieval
     from vidsage_core.train import TrainConfig
 
     t_start = time.perf_counter()
@@ -262,7 +335,10 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
     videos.save(out / "data")
     save_json({"trainval": trainval, "test": test}, out / "split.json")
     y = videos.labels.tocsr()
-    y_tv, y_te = y[trainval], y[test]
+    evaluated = evaluated_videos(y, trainval, test, config.evaluate)
+    ev_tv = trainval if evaluated is None else trainval[evaluated.trainval]
+    ev_te = test if evaluated is None else test[evaluated.test]
+    y_tv, y_te = y[ev_tv], y[ev_te]
     x_tv, x_te = x[trainval], x[test]  # indexed once: every method sees these same rows
     if config.prepare_only:
         np.save(out / "features_trainval.npy", x_tv)
@@ -274,10 +350,17 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
     rows: list[dict] = []
 
     def heads_on(variant, f_tv, f_te, seed, object_source=None, train_seconds=None, heads=None):
+        if evaluated is None:
+            return
+        scores = {}
+        if isinstance(f_tv, np.ndarray):  # video-level features: also their retrieval quality
+            if not evaluated.full:
+                f_tv, f_te = f_tv[evaluated.trainval], f_te[evaluated.test]
+            scores = label_retrieval(f_te, y_te, f_tv, y_tv)
         for head in heads or config.gnn_heads:
             hc = HeadConfig(**{"seed": seed, "device": device, **config.head_overrides})
             m = evaluate_head(head, f_tv, y_tv, f_te, y_te, hc, progress=False)
-            rows.append(_row(variant, head, seed, m, object_source, train_seconds))
+            rows.append({**_row(variant, head, seed, m, object_source, train_seconds), **scores})
             r = rows[-1]
             print(f"  {r['method']:<24} seed {seed}: GAP {r['gap']:.4f}  hit@1 "
                   f"{r['hit_at_one']:.4f}  PERR {r['perr']:.4f}  mAP@20 {r['map']:.4f}", flush=True)
@@ -293,6 +376,10 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
         "split_rule": prepared.split_rule,
         "num_classes": int(videos.num_classes),
         "num_classes_evaluated": int((np.asarray(y_te.sum(0)).ravel() > 0).sum()),
+        "evaluated": evaluated is not None,
+        "labelled": {"trainval": int(len(ev_tv) if evaluated is not None else 0),
+                     "test": int(len(ev_te) if evaluated is not None else 0),
+                     "videos": int(labelled_mask(y).sum())},
         "single_label": bool((np.diff(y.indptr) <= 1).all()),
         "modality": config.modality,
         "feature_dim": int(x.shape[1]),
@@ -302,17 +389,17 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "skipped": videos.skipped.counts() if videos.skipped is not None else {},
     }
-    if config.baselines:
+    if config.baselines and evaluated is not None:
         print(f"[run] baselines on {len(trainval)} train+val / {len(test)} test videos", flush=True)
         f_tv, f_te = sgc_features(x_tv, x_te, config.sgc_k, device, config.knn_mode)
         for seed in config.seeds:
             heads_on("raw", x_tv, x_te, seed, heads=config.heads)
             heads_on("sgc", f_tv, f_te, seed)
-    if videos.frames is not None and config.frame_heads:
+    if videos.frames is not None and config.frame_heads and evaluated is not None:
         from vidsage_core.evaluate import FrameInput
 
-        frames_tv = FrameInput(videos.frames[trainval], videos.num_frames[trainval])
-        frames_te = FrameInput(videos.frames[test], videos.num_frames[test])
+        frames_tv = FrameInput(videos.frames[ev_tv], videos.num_frames[ev_tv])
+        frames_te = FrameInput(videos.frames[ev_te], videos.num_frames[ev_te])
         print(f"[run] frame-level baselines on {len(trainval)} videos", flush=True)
         for seed in config.seeds:
             heads_on("frame", frames_tv, frames_te, seed, heads=config.frame_heads)
@@ -333,8 +420,10 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
                   f"{graph.num_nodes} nodes", flush=True)
             t0 = time.perf_counter()
             z_tv, z_te, _ = train_and_embed(x_tv, graph, x_te, tconf,
-                                            vdir / f"seed{seed}", attach, progress=progress)
+                                            vdir / f"seed{seed}", attach, resume=resume, progress=progress)
             seconds = time.perf_counter() - t0
+            write_run_embeddings(vdir / f"seed{seed}" / "embeddings.npz", videos.ids, trainval, test,
+                                 z_tv, z_te)
             heads_on(variant, z_tv, z_te, seed, source_name, seconds)
             if config.concat_raw:
                 heads_on(f"{variant}+raw", np.concatenate([x_tv, z_tv], 1),
@@ -377,6 +466,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                              "videos (ivf-gemm is the fastest for whole graphs; default: %(default)s)")
     parser.add_argument("--on-error", choices=("skip", "raise"), default=d.on_error,
                         help="bad records: skip and report (default) or stop at the first")
+    parser.add_argument("--no-eval", action="store_true",
+                        help="train and embed only: no heads, no retrieval scores (automatic when "
+                             "the data carry no labels)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue interrupted training from each seed's checkpoint.pt")
     parser.add_argument("--prepare-only", action="store_true",
                         help="only write OUT/features_trainval.npy and OUT/<variant>/graph.pt, the "
                              "inputs of `torchrun -m vidsage_core.train` (multi-GPU training)")
@@ -384,16 +478,29 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     variants = {"all": ("lite", "vidsage"), "none": ()}.get(args.variant, (args.variant,))
+    if "vidsage" in variants:  # fail before reading any data
+        from vidsage_core.objects import get_object_source
+
+        try:
+            get_object_source(args.objects)
+        except ValueError as e:
+            raise ValueError(f"--objects {args.objects}: {e}") from None
     config = RunConfig(data=args.data, out=args.out, dataset=args.dataset, level=args.level,
                        variants=variants, objects=args.objects,
                        seeds=tuple(range(args.seeds)), epochs=args.epochs,
                        heads=tuple(args.heads), max_videos=args.max_videos, device=args.device,
                        baselines=not args.no_baselines, on_error=args.on_error, knn_mode=args.knn_mode,
-                       prepare_only=args.prepare_only)
-    metrics = run(config)
+                       prepare_only=args.prepare_only, evaluate=not args.no_eval)
+    # Bars only on a terminal: in logs and pipes they would bury the one-line errors.
+    metrics = run(config, progress=sys.stderr.isatty(), resume=args.resume)
     if config.prepare_only:
         return 0
-    print(f"\nwrote {Path(args.out) / 'metrics.json'} ({len(metrics['rows'])} rows, "
+    out = Path(args.out)
+    made = [out / v / f"seed{s}" / "embeddings.npz" for v in config.variants for s in config.seeds]
+    if made:
+        print(f"\nembeddings of {metrics['provenance']['num_videos']} videos: "
+              + ", ".join(str(p) for p in made))
+    print(f"wrote {out / 'metrics.json'} ({len(metrics['rows'])} rows, "
           f"{metrics['provenance']['total_seconds']:.0f} s)")
     return 0
 
@@ -469,17 +576,22 @@ class RunView:
 
     def object_sets(self, variant: str) -> list[frozenset[str]] | None:
         """Every video's object set from the variant's fitted object source (None: no source)."""
-        import pickle
+        from vidsage_core.objects import load_object_source
 
-        path = self.out / variant / "object_source.pkl"
+        path = self.out / variant / OBJECT_SOURCE
         if not path.is_file():
             return None
-        return pickle.loads(path.read_bytes()).object_sets(self.videos)
+        return load_object_source(path).object_sets(self.videos)
 
     def embeddings(self, variant: str, seed: int = 0, part: str = "trainval") -> np.ndarray:
-        """float32 [rows of ``part``, d'] GNN embeddings ("trainval" or "test")."""
-        with np.load(self.out / variant / f"seed{seed}" / "embeddings.npz") as z:
-            return z[part]
+        """float32 [rows of ``part``, d'] GNN embeddings ("trainval", "test" or "all")."""
+        from vidsage_core.retrieval import load_embeddings
+
+        _, z = load_embeddings(self.out / variant / f"seed{seed}" / "embeddings.npz")
+        rows = {"trainval": self.trainval, "test": self.test, "all": slice(None)}
+        if part not in rows:
+            raise ValueError(f"part must be one of {sorted(rows)}, got {part!r}")
+        return z[rows[part]]
 
 
 def load_run(run_dir: str | Path) -> RunView:

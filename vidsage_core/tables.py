@@ -874,3 +874,70 @@ def results_index(results_dir: str | Path = paths.RESULTS,
     text = "\n".join(lines) + "\n"
     (results_dir / "README.md").write_text(text)
     return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Retrieval (beyond the paper): label-sharing nearest neighbours of each representation
+# ---------------------------------------------------------------------------------------------
+#: variant in metrics.json -> what the rows retrieve with, in table order
+_RETRIEVAL_FEATURES = {
+    "raw": "raw features x (L2-normalised)",
+    "sgc": "non-learned smoothing [x, ½x + ½·mean_kNN(x)]",
+    "lite": "LiteVidSage embeddings z",
+    "lite+raw": "LiteVidSage [x ‖ z]",
+    "vidsage": "VidSage embeddings z",
+    "vidsage+raw": "VidSage [x ‖ z]",
+}
+_RETRIEVAL_METRICS: list[tuple[str, str]] = [
+    ("retrieval_precision_at_10", "precision@10"),
+    ("retrieval_map_at_100", "mAP@100"),
+]
+
+
+def retrieval_table(run_dir: str | Path) -> tuple[pd.DataFrame, str]:
+    """Label-sharing retrieval of every representation of a run, mean ± std over seeds.
+
+    Test videos query the train+val videos by cosine (exact FAISS search); a hit is relevant
+    when it shares at least one label with the query. ``precision@10`` is the share of relevant
+    hits among the first 10, ``mAP@100`` the mean AP@100 with denominator ``min(R, 100)``
+    (``metrics.retrieval_precision_at_k`` / ``retrieval_map_at_k``). The scores are computed by
+    ``vidsage run`` (``retrieval_*`` keys of ``metrics.json`` rows); this only formats them.
+
+    Returns:
+        ``(DataFrame, caption)``: one row per representation present in the run, columns
+        ``method``, ``retrieves with``, ``<metric> mean``/``std`` (percent), ``n seeds``; the
+        caption carries the provenance and names the best representation.
+    """
+    metrics = load_run_metrics(run_dir)
+    rows, prov = metrics["rows"], metrics["provenance"]
+    out = []
+    for variant, features in _RETRIEVAL_FEATURES.items():
+        per_seed: dict[int, dict] = {}
+        for r in rows:  # the scores belong to the features, not the head: one row per seed
+            if r.get("variant") == variant and r.get("retrieval_map_at_100") is not None:
+                per_seed.setdefault(int(r.get("seed", 0)), r)
+        if not per_seed:
+            continue
+        name = {"raw": "raw", "sgc": "smoothing (sgc)"}.get(variant) or \
+            variant.replace("lite", "LiteVidSage").replace("vidsage", "VidSage", 1)
+        out.append({"method": name, "retrieves with": features,
+                    **_measured(list(per_seed.values()), _RETRIEVAL_METRICS)})
+    if not out:
+        raise ValueError(f"{Path(run_dir) / 'metrics.json'}: no retrieval scores (rows with "
+                         "'retrieval_map_at_100'); the run was made without labels, with --no-eval, "
+                         "or before retrieval scores existed: run it again")
+    df = pd.DataFrame(out)
+    labelled = prov.get("labelled") or {}
+    best = df.loc[df["mAP@100 mean"].idxmax()]
+    caption = (
+        "Retrieval: test videos query train+val videos by cosine; a hit is relevant when it "
+        "shares a label (beyond the paper)\n\n"
+        f"Queries: {labelled.get('test', '?')} labelled test videos; database: "
+        f"{labelled.get('trainval', '?')} labelled train+val videos. precision@10 = share of "
+        "the 10 nearest videos sharing at least one label with the query; mAP@100 = mean "
+        "AP@100 with denominator min(R, 100), R = the query's label-sharing videos in the "
+        "database. Mean ± sample std over seeds, in percent; exact search (FAISS IndexFlatIP on "
+        f"L2-normalised vectors). Best mAP@100: {best['method']} "
+        f"({best['mAP@100 mean']:.2f}).\n\n"
+        f"Provenance: {describe_provenance(prov)}")
+    return df, caption

@@ -205,7 +205,11 @@ def _mix_seed(*parts: int) -> int:
 
 
 def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    # NumPy's state is stored as tensors and numbers so that checkpoints load with weights_only.
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    numpy_state = {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+                   "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+    state = {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -213,7 +217,9 @@ def _rng_state() -> dict:
 
 def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    s = state["numpy"]
+    np.random.set_state((s["name"], s["keys"].numpy().astype(np.uint32), s["pos"], s["has_gauss"],
+                         s["cached_gaussian"]))
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -595,11 +601,15 @@ def load_model(path: str | Path, device: str = "cpu") -> nn.Module:
         device: where to put it.
     """
     from vidsage_core.model import build_model
+    from vidsage_core.safe_io import UnsafeFileError, load_tensor_file
 
     path = Path(path)
     if path.is_dir():
         path = path / MODEL
-    blob = torch.load(path, map_location="cpu", weights_only=False)
+    blob = load_tensor_file(path, "model")  # state_dict + plain model_kwargs: no pickled code
+    if not isinstance(blob, dict) or not {"model", "model_kwargs"} <= set(blob):
+        raise UnsafeFileError(f"{path}: not a VidSage model file (expected the keys 'model' and "
+                              "'model_kwargs' written by vidsage_core.train)")
     model = build_model(**blob["model_kwargs"])
     model.load_state_dict(blob["model"])
     return model.to(resolve_device(device)).eval()
@@ -722,7 +732,9 @@ def train(x: np.ndarray, graph, config: TrainConfig = TrainConfig(), out_dir: st
         step, history, perm, perm_epoch = 0, [], None, -1
         ckpt_path = out_dir / CHECKPOINT
         if resume and ckpt_path.exists():
-            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+            from vidsage_core.safe_io import load_tensor_file
+
+            ckpt = load_tensor_file(ckpt_path, "checkpoint")
             _check_resumable(TrainConfig.from_dict(ckpt["config"]), config, ckpt_path)
             module.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
@@ -740,7 +752,7 @@ def train(x: np.ndarray, graph, config: TrainConfig = TrainConfig(), out_dir: st
             print(f"note: --resume but no {ckpt_path}; starting from scratch", file=sys.stderr)
 
         resolved = dict(device=device, full_graph=full, sampler_backend=sampler_backend,
-                        torch_version=torch.__version__, torch_geometric_version=_pyg_version(),
+                        torch_version=str(torch.__version__), torch_geometric_version=_pyg_version(),
                         world_size=ctx.world, dist_backend=ctx.backend, amp_dtype=str(amp_dtype) if use_amp else None,
                         num_nodes=n, num_edges=int(graph.edge_index.shape[1]), in_dim=int(x.shape[1]),
                         steps_per_epoch=steps_per_epoch, total_steps=total_steps,
@@ -815,10 +827,14 @@ def train(x: np.ndarray, graph, config: TrainConfig = TrainConfig(), out_dir: st
             if not stop.forced:  # a second Ctrl-C may have landed mid-step: state not consistent
                 checkpoint()
             if is_main:
-                print(f"\ninterrupted after step {step}; checkpoint in {ckpt_path}", file=sys.stderr)
-            if isinstance(exc, _Stop) or stop.signum is not None:
-                stop.reraise()
-            raise
+                print(f"interrupted after step {step}; checkpoint in {ckpt_path}; continue with --resume",
+                      file=sys.stderr)
+            try:
+                if isinstance(exc, _Stop) or stop.signum is not None:
+                    stop.reraise()
+                raise
+            except KeyboardInterrupt:
+                raise TrainingInterrupted(step, ckpt_path) from None
         finally:
             bar.close()
             stop.restore()
@@ -844,6 +860,18 @@ def train(x: np.ndarray, graph, config: TrainConfig = TrainConfig(), out_dir: st
 
 class _Stop(Exception):
     """Internal: a signal asked training to stop at this step boundary."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped :func:`train` after ``step`` steps; the state is in ``checkpoint``.
+
+    A KeyboardInterrupt, so callers that stop on Ctrl-C still do; the CLI turns it into its one
+    line and exit code 130.
+    """
+
+    def __init__(self, step: int, checkpoint: Path) -> None:
+        super().__init__(f"interrupted after step {step}; checkpoint in {checkpoint}; continue with --resume")
+        self.step, self.checkpoint = step, checkpoint
 
 
 def _train_step(model: nn.Module, batch: _Batch, x_t: torch.Tensor, edge_index, edge_weight,
@@ -927,32 +955,18 @@ def load_graph(path: str | Path):
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"--graph {path}: no such file")
-    try:
-        from vidsage_core import graph as graph_mod
+    from vidsage_core import graph as graph_mod
+    from vidsage_core.safe_io import load_tensor_file
 
-        if hasattr(graph_mod.VideoGraph, "load"):
-            return graph_mod.VideoGraph.load(path)
-    except ImportError:
-        graph_mod = None
-    blob = torch.load(path, map_location="cpu", weights_only=False)
+    blob = load_tensor_file(path, "graph")  # weights_only: a graph file never runs code
     if isinstance(blob, dict):
         missing = {"edge_index", "edge_weight", "num_nodes"} - set(blob)
         if missing:
             raise ValueError(f"--graph {path}: dict lacks {sorted(missing)}")
-        if graph_mod is not None:
-            return graph_mod.VideoGraph(blob["edge_index"].long(), blob["edge_weight"].float(),
-                                        int(blob["num_nodes"]), dict(blob.get("meta", {})))
-        return _PlainGraph(blob["edge_index"].long(), blob["edge_weight"].float(), int(blob["num_nodes"]),
-                           dict(blob.get("meta", {})))
-    return blob
-
-
-@dataclass
-class _PlainGraph:
-    edge_index: torch.Tensor
-    edge_weight: torch.Tensor
-    num_nodes: int
-    meta: dict
+        return graph_mod.VideoGraph(blob["edge_index"].long(), blob["edge_weight"].float(),
+                                    int(blob["num_nodes"]), dict(blob.get("meta", {})))
+    raise ValueError(f"--graph {path}: expected a dict with edge_index, edge_weight, num_nodes "
+                     f"(VideoGraph.save), got {type(blob).__name__}")
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -1034,10 +1048,16 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def train_command(args: argparse.Namespace) -> int:
     """``vidsage train``: train, then (rank 0) write ``embeddings.npy`` of every node."""
     features = Path(args.features)
-    if not features.exists():
+    if not features.is_file():
         raise FileNotFoundError(f"--features {features}: no such file")
-    x = np.load(features, mmap_mode="r")
+    try:
+        x = np.load(features, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise ValueError(f"--features {features}: not a .npy array ({e})") from None
     graph = load_graph(args.graph)
+    if x.ndim != 2 or x.shape[0] != graph.num_nodes:
+        raise ValueError(f"--features {features} has shape {tuple(x.shape)} but --graph {args.graph} "
+                         f"has {graph.num_nodes} nodes; expected [{graph.num_nodes}, D]")
     config = config_from_args(args)
     result = train(x, graph, config, args.out, resume=args.resume, progress=not args.no_progress)
     if int(os.environ.get("RANK", "0")) == 0:
@@ -1050,9 +1070,14 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from vidsage_core.cli import run_command_politely
+
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog="python -m vidsage_core.train")
     add_train_arguments(parser)
-    return train_command(parser.parse_args(argv))
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    args = parser.parse_args(argv)
+    return run_command_politely(train_command, args, "train", args.debug)
 
 
 if __name__ == "__main__":

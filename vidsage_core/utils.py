@@ -31,7 +31,8 @@ def resolve_device(device: str = "auto") -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} requested but CUDA is not available")
+        # ValueError: a wrong argument the CLI reports in one line, not a crash
+        raise ValueError(f"--device {device}: CUDA is not available on this machine (use auto or cpu)")
     return device
 
 

@@ -102,9 +102,8 @@ def inspect_command(args: argparse.Namespace) -> int:
                                         pooling=args.pooling, progress=sys.stderr.isatty(),
                                         rgb_dim=args.rgb_dim, audio_dim=args.audio_dim)
     except (TFRecordError, FileNotFoundError, ValueError) as e:
-        print(f"vidsage inspect: error: {e}", file=sys.stderr)
-        if isinstance(e, TFRecordError):
-            print("  (use --on-error skip to skip bad records and report them)", file=sys.stderr)
+        hint = " (use --on-error skip to skip bad records and report them)" if isinstance(e, TFRecordError) else ""
+        print(f"vidsage inspect: error: {e}{hint}", file=sys.stderr)  # one line: see cli.py
         return 2
     print(describe(videos, top=args.top))
     return 0

@@ -43,7 +43,8 @@ from vidsage_core.video.ingest import (AUDIO_DIM, FRAME_FEATURE_SCALE, IngestCon
                                        process_video, read_labels_csv, register_object_source,
                                        write_frame_level_records)
 from vidsage_core.video.similar import (RunArtifacts, add_similar_arguments, embed_new_video, latency_breakdown,
-                                        load_run_artifacts, nearest_videos, query_feature, similar_command)
+                                        load_run_artifacts, nearest_videos, neighbours_of_known_video,
+                                        query_feature, similar_command, similar_for_tfrecords)
 from vidsage_core.video.tagging import (ImageNetTagger, ObjectTagger, Tags, TorchvisionTagger, UltralyticsTagger,
                                         detections_from_tags, get_tagger, imagenet_class_names, object_set)
 
@@ -57,7 +58,7 @@ __all__ = [
     "VideoFeatures",
     "add_ingest_arguments", "add_similar_arguments", "detections_from_tags", "embed_new_video", "find_videos",
     "get_tagger", "imagenet_class_names", "ingest", "ingest_command", "latency_breakdown", "load_run_artifacts",
-    "make_still_clip", "nearest_videos", "object_set", "probe_video", "process_video", "query_feature",
-    "read_labels_csv", "register_object_source", "sample_frames", "similar_command", "video_level_feature",
+    "make_still_clip", "nearest_videos", "neighbours_of_known_video", "object_set", "probe_video", "process_video", "query_feature",
+    "read_labels_csv", "register_object_source", "sample_frames", "similar_command", "similar_for_tfrecords", "video_level_feature",
     "write_frame_level_records",
 ]

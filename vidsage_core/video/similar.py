@@ -50,6 +50,14 @@ class RunArtifacts:
     labels: Any = None
     object_sets: list[frozenset[str]] | None = None
 
+    def index(self):
+        """A FAISS :class:`retrieval.EmbeddingIndex` over :attr:`embeddings` (built once)."""
+        from vidsage_core.retrieval import EmbeddingIndex
+
+        if getattr(self, "_index", None) is None:
+            self._index = EmbeddingIndex(self.embeddings)
+        return self._index
+
     def embedder(self, device: str = "auto"):
         """An ``infer.InductiveEmbedder`` over this run (builds the neighbour index once)."""
         from vidsage_core.infer import InductiveEmbedder
@@ -57,8 +65,12 @@ class RunArtifacts:
         return InductiveEmbedder(self.model, self.features, self.graph, self.object_sets, device=device)
 
 
-def load_run_artifacts(run_dir: str | Path, variant: str = "vidsage", device: str = "cpu") -> RunArtifacts:
+def load_run_artifacts(run_dir: str | Path, variant: str = "vidsage", device: str = "cpu",
+                       seed: int = 0) -> RunArtifacts:
     """Load a trained run for inductive inference of new videos.
+
+    A ``vidsage run`` directory (``split.json`` + ``data/``) gives its ``seed``'s model and the
+    train+val videos; every file is read without pickle (``safe_io``).
 
     Layout read (``V = RUN_DIR/<variant>``, or ``RUN_DIR`` itself when it holds ``model.pt``):
 
@@ -78,8 +90,10 @@ def load_run_artifacts(run_dir: str | Path, variant: str = "vidsage", device: st
     from vidsage_core.train import load_model
 
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"--run {run_dir}: no such run directory")
     if (run_dir / "split.json").is_file() and (run_dir / "data").is_dir():
-        return _from_pipeline_run(run_dir, variant, device)
+        return _from_pipeline_run(run_dir, variant, device, seed)
     vdir = run_dir / variant
     if not (vdir / "model.pt").is_file() and (run_dir / "model.pt").is_file():
         vdir = run_dir
@@ -115,7 +129,8 @@ def _from_pipeline_run(run_dir: Path, variant: str, device: str, seed: int = 0) 
     view = load_run(run_dir)
     model_dir = run_dir / variant / f"seed{seed}"
     if not (model_dir / "model.pt").is_file():
-        raise FileNotFoundError(f"run {run_dir}: no trained {variant!r} model at {model_dir}")
+        raise FileNotFoundError(f"--variant {variant}: run {run_dir} has no trained {variant!r} model at "
+                                f"{model_dir} (variants there: {_variants(run_dir)})")
     rows = view.trainval
     all_sets = view.object_sets(variant)
     objects = None if all_sets is None else [all_sets[i] for i in rows]
@@ -175,12 +190,12 @@ def nearest_videos(z: np.ndarray, art: RunArtifacts, k: int = 10) -> list[dict[s
         One dict per hit, best first: ``rank``, ``video_id``, ``cosine``, ``labels`` (class
         indices), ``objects`` (or None).
     """
-    e = np.asarray(art.embeddings, dtype=np.float32)
-    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
-    sims = e @ (z / max(float(np.linalg.norm(z)), 1e-12))
+    sims, idx = art.index().search(np.asarray(z, dtype=np.float32)[None], k)  # FAISS, not a scan
     out = []
-    for rank, i in enumerate(np.argsort(-sims, kind="stable")[:k], start=1):
-        out.append({"rank": rank, "video_id": str(art.ids[i]), "cosine": float(sims[i]),
+    for rank, (s, i) in enumerate(zip(sims[0], idx[0]), start=1):
+        if i < 0:
+            continue
+        out.append({"rank": rank, "video_id": str(art.ids[i]), "cosine": float(s),
                     "labels": art.labels[i].indices.tolist() if art.labels is not None else [],
                     "objects": sorted(art.object_sets[i]) if art.object_sets is not None else None})
     return out
@@ -196,13 +211,101 @@ def _label_names(num_classes: int | None) -> dict[int, str]:
     return dict(zip(vocab["Index"].astype(int), vocab["Name"].astype(str)))
 
 
+def _variants(run_dir: Path) -> list[str]:
+    return sorted(p.parent.parent.name for p in run_dir.glob("*/seed*/embeddings.npz")) or \
+        sorted(p.parent.name for p in run_dir.glob("*/model.pt"))
+
+
+def neighbours_of_known_video(run_dir: str | Path, video_id: str, k: int = 10, variant: str = "vidsage",
+                              seed: int = 0) -> list[dict[str, Any]]:
+    """The ``k`` nearest other videos of a video of the run (``RUN/<variant>/seed<s>/embeddings.npz``).
+
+    Every video of the run is searched (train+val and test), through FAISS
+    (:func:`retrieval.neighbours_of`).
+
+    Returns:
+        One dict per hit, best first: ``rank``, ``video_id``, ``cosine``, ``labels`` (class
+        indices; empty when the run has no labels for it).
+
+    Raises:
+        FileNotFoundError: no such run, variant or seed. KeyError: unknown ``video_id``.
+    """
+    from vidsage_core.retrieval import load_embeddings, neighbours_of
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"--run {run_dir}: no such run directory")
+    path = run_dir / variant / f"seed{seed}" / "embeddings.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"--variant {variant} --seed {seed}: run {run_dir} has no {path} "
+                                f"(variants with embeddings: {_variants(run_dir)})")
+    ids, z = load_embeddings(path)
+    try:
+        hits = neighbours_of(ids, z, video_id, k)
+    except KeyError:
+        raise KeyError(f"--id {video_id}: not among the {len(ids)} videos of {path}") from None
+    labels = None
+    if (run_dir / "data" / "labels.npz").is_file():
+        import scipy.sparse as sp
+
+        labels = sp.load_npz(run_dir / "data" / "labels.npz").tocsr()
+        if labels.shape[0] != len(ids):
+            labels = None
+    row = {str(v): i for i, v in enumerate(ids)}
+    return [{"rank": r, "video_id": v, "cosine": c,
+             "labels": labels[row[v]].indices.tolist() if labels is not None else []}
+            for r, (v, c) in enumerate(hits, start=1)]
+
+
+def similar_for_tfrecords(path: str | Path, art: RunArtifacts, k: int = 10,
+                          device: str = "cpu") -> list[tuple[str, int, list[dict[str, Any]]]]:
+    """Embed the videos of a TFRecord file inductively with a run and list their neighbours.
+
+    Their features go through the run's modality and normalisation; a VidSage run's object
+    sets come from its saved object source (``RUN/<variant>/object_source.json``).
+
+    Returns:
+        ``[(video id, attachment edges, hits)]`` per video of the file (hits as
+        :func:`nearest_videos`).
+
+    Raises:
+        ValueError: the file's feature width differs from the run's, or it holds no video.
+    """
+    from vidsage_core.objects import load_object_source
+    from vidsage_core.pipeline import OBJECT_SOURCE, load_videos
+
+    videos = load_videos(str(path), progress=False)
+    if len(videos) == 0:
+        raise ValueError(f"{path}: no readable video")
+    x = videos.features(art.config.get("modality", "rgb+audio"), normalize=True)
+    if x.shape[1] != art.features.shape[1]:
+        raise ValueError(f"{path}: videos have {x.shape[1]}-d features but run {art.run_dir} was "
+                         f"trained on {art.features.shape[1]}-d features")
+    sets = None
+    embedder = art.embedder(device)
+    if embedder.use_objects:
+        source = art.run_dir / art.variant / OBJECT_SOURCE
+        if not source.is_file():
+            raise FileNotFoundError(f"{source}: the run's object source is needed to place new videos "
+                                    "in a VidSage graph")
+        sets = load_object_source(source).object_sets(videos)
+    t, nw, w = embedder.attachment_edges(x, sets)
+    z = embedder.embed_attached(x, t, nw, w)
+    degree = np.bincount(nw, minlength=len(x))
+    return [(str(videos.ids[i]), int(degree[i]), nearest_videos(z[i], art, k)) for i in range(len(x))]
+
+
 def add_similar_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``vidsage similar FILE --run RUN_DIR``."""
+    """Arguments of ``vidsage similar (FILE | --id VIDEO_ID) --run RUN_DIR``."""
     d = IngestConfig()
-    parser.add_argument("file", metavar="FILE", help="a video file")
+    parser.add_argument("file", metavar="FILE", nargs="?",
+                        help="a new video: a clip (mp4, ...) or a YouTube-8M-format .tfrecord")
+    parser.add_argument("--id", dest="video_id", metavar="VIDEO_ID",
+                        help="instead of FILE: a video of the run, by id")
     parser.add_argument("--run", required=True, metavar="RUN_DIR", help="a trained run directory")
     parser.add_argument("--variant", default="vidsage", help="run sub-directory (default %(default)s)")
-    parser.add_argument("--k", type=int, default=10, help="neighbours to list (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="which seed's model and embeddings (default %(default)s)")
+    parser.add_argument("-k", "--k", type=int, default=10, help="neighbours to list (default %(default)s)")
     parser.add_argument("--rate", type=float, default=d.rate, help="sampled frames per second (default %(default)s)")
     parser.add_argument("--max-frames", type=int, default=d.max_frames, help="(default %(default)s)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default %(default)s)")
@@ -213,17 +316,36 @@ def add_similar_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def similar_command(args: argparse.Namespace) -> int:
-    """``vidsage similar``: print the new video's objects and its nearest training videos."""
+    """``vidsage similar``: print the nearest videos of a run's video, or of new ones."""
+    if (args.file is None) == (args.video_id is None):
+        raise ValueError("give exactly one of FILE (a new video) or --id VIDEO_ID (a video of the run)")
+    if args.k < 1:
+        raise ValueError(f"-k {args.k}: must be at least 1")
+    if args.video_id is not None:
+        hits = neighbours_of_known_video(args.run, args.video_id, args.k, args.variant, args.seed)
+        meta = Path(args.run) / "data" / "meta.json"
+        names = _label_names(load_json(meta).get("num_classes") if meta.is_file() else None)
+        print(f"nearest {len(hits)} videos of {args.video_id} in {args.run} ({args.variant}, seed {args.seed}):")
+        _print_hits(hits, names)
+        return 0
     device = resolve_device(args.device)
     path = Path(args.file)
-    art = load_run_artifacts(args.run, args.variant)
+    if not path.is_file():
+        raise FileNotFoundError(f"FILE {path}: no such file")
+    art = load_run_artifacts(args.run, args.variant, seed=args.seed)
+    if path.suffix == ".tfrecord":
+        names = _label_names(art.labels.shape[1] if art.labels is not None else None)
+        for vid, edges, hits in similar_for_tfrecords(path, art, args.k, device):
+            print(f"{vid}: attached to {edges} training videos; nearest {len(hits)} of {len(art.ids)} "
+                  f"in {args.run} ({args.variant}):")
+            _print_hits(hits, names)
+        return 0
     encoder = FrameEncoder(device)
     tagger = ImageNetTagger(args.top_k, args.min_score, encoder=encoder) if art.object_sets is not None else None
     try:
         vf = process_video(path, encoder, tagger, args.rate, args.max_frames)
     except VideoDecodeError as e:
-        print(f"error: {e}")
-        return 1
+        raise ValueError(str(e)) from None
     out = embed_new_video(vf, art.embedder(device), path)
     hits = nearest_videos(out["embedding"], art, args.k)
     names = _label_names(art.labels.shape[1] if art.labels is not None else None)
@@ -231,10 +353,14 @@ def similar_command(args: argparse.Namespace) -> int:
     print(f"{path.name}: {len(vf.timestamps)} frames at {args.rate:g} fps; objects: {objects or '-'}; "
           f"attached to {out['edges']} training videos")
     print(f"nearest {len(hits)} of {len(art.ids)} videos in {args.run} ({args.variant}):")
+    _print_hits(hits, names)
+    return 0
+
+
+def _print_hits(hits: list[dict[str, Any]], names: dict[int, str]) -> None:
     for h in hits:
         labels = ", ".join(names.get(c, str(c)) for c in h["labels"]) or "-"
         print(f"{h['rank']:>3}  {h['cosine']:.3f}  {h['video_id']}  [{labels}]")
-    return 0
 
 
 # --------------------------------------------------------------------------------------------
