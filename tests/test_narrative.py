@@ -187,3 +187,23 @@ def test_relative_paths_name_no_machine():
     assert paths.relative(str(paths.RESULTS / "runs" / "yt8m")) == "results/runs/yt8m"
     assert paths.relative("/elsewhere/mine/*.tfrecord") == "/elsewhere/mine/*.tfrecord"
     assert paths.relative(None) is None
+
+
+def test_retrieval_summary_one_row_per_seed_compared_with_raw_by_hand():
+    # Retrieval scores belong to the features: two head rows of the same seed count once.
+    # mAP@100 (x100): raw 20, 22; vidsage 30, 36 -> paired diffs +10, +14 -> +12 ± 2.83.
+    # precision@10: raw 40, 42; vidsage 40, 43 -> diffs 0, +1 -> +0.5 ± 0.71 (contains 0).
+    def r(variant, head, seed, p, m):
+        return _row(variant, head, seed, 0.5, retrieval_precision_at_10=p, retrieval_map_at_100=m)
+
+    rows = [r("raw", "logistic", 0, 0.40, 0.20), r("raw", "moe", 0, 0.40, 0.20),
+            r("raw", "logistic", 1, 0.42, 0.22),
+            r("vidsage", "logistic", 0, 0.40, 0.30), r("vidsage", "logistic", 1, 0.43, 0.36)]
+    text = narrative.summary_retrieval({"rows": rows, "provenance": PROV})
+    assert "Best retrieval mAP@100: VidSage" in text and "33.00 ± 4.24 (2 seeds)" in text
+    assert "beats raw features by 12.00 ± 2.83 retrieval mAP@100 points (paired over 2 seeds)" in text
+    assert "is level with raw features: difference +0.50 ± 0.71 retrieval precision@10" in text
+    synthetic = narrative.summary_retrieval({"rows": rows, "provenance": {**PROV, "synthetic": True}})
+    assert synthetic.endswith(f"Every measured row above ran on {narrative.SYNTHETIC}.")
+    assert "No retrieval scores" in narrative.summary_retrieval({"rows": [_row("raw", "logistic", 0, .5)],
+                                                                 "provenance": PROV})

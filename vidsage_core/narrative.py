@@ -60,7 +60,8 @@ _PROTOCOL_NAME = {"probe": "probe", "finetune": "fine-tune", "none": "no encoder
 #: metric key -> name in prose.
 METRIC_NAME = {"gap": "GAP", "bucketed_map": "bucketed mAP (paper §4.1)", "map": "mAP@20",
                "hit_at_one": "hit@1", "perr": "PERR", "top1": "top-1", "top5": "top-5",
-               "mean_ap": "mAP"}
+               "mean_ap": "mAP", "retrieval_precision_at_10": "retrieval precision@10",
+               "retrieval_map_at_100": "retrieval mAP@100"}
 SYNTHETIC = "SYNTHETIC stand-in data, not a reproduction"
 
 
@@ -553,6 +554,41 @@ def summary_action_table(metrics: Mapping[str, Any], number: int) -> str:
         out.append(f"**Every measured number here ran on {SYNTHETIC}**: it shows that the "
                    "pipeline runs on this dataset's shape, not how VidSage performs on it; "
                    "the paper's numbers are not comparable with these.")
+    return "\n\n".join(out)
+
+
+def summary_retrieval(metrics: Mapping[str, Any]) -> str:
+    """Notebook 09: label-sharing retrieval of each representation against the raw features.
+
+    Retrieval scores belong to the features, not to a head, so each variant contributes one row
+    per seed (the first row of that seed that carries the score).
+
+    Args:
+        metrics: the run's ``metrics.json`` dict.
+    """
+    rows, prov = metrics["rows"], metrics["provenance"]
+    metric = "retrieval_map_at_100"
+    by_variant: dict[str, list] = {}
+    for r in rows:
+        if r.get(metric) is not None and math.isclose(row_label_fraction(r), 1.0):
+            seeds = by_variant.setdefault(r.get("variant"), [])
+            if all(int(s.get("seed", 0)) != int(r.get("seed", 0)) for s in seeds):
+                seeds.append(r)
+    if not by_variant:
+        return "No retrieval scores in this run (it was made without labels or with `--no-eval`)."
+    names = {v: ("raw features" if v == "raw" else "the non-learned smoothing" if v == "sgc"
+                 else method_label(rs[0], with_protocol=False)) for v, rs in by_variant.items()}
+    out = [_data_sentence(prov)]
+    best = max(by_variant, key=lambda v: _mean_std(_values(by_variant[v], metric).values())[0])
+    out.append(f"Best {METRIC_NAME[metric]}: {names[best]}, {score(by_variant[best], metric)}.")
+    if "raw" in by_variant:
+        for v, rs in by_variant.items():
+            if v != "raw":
+                out.append(" ".join(_difference_sentence(names[v], rs, "raw features",
+                                                         by_variant["raw"], m)
+                                    for m in (metric, "retrieval_precision_at_10")))
+    if prov.get("synthetic"):
+        out.append(f"Every measured row above ran on {SYNTHETIC}.")
     return "\n\n".join(out)
 
 
