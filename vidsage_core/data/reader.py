@@ -289,12 +289,13 @@ def _check_widths(state: "_State", rgb: int, audio: int, where: str) -> None:
     for name, got in zip(names, (rgb, audio)):
         if got == 0:
             raise _RecordError(WRONG_LENGTH, f"{name!r} is empty" if video else f"{name!r} frames of 0 bytes")
-    if state.dims is None:
-        state.dims, state.dims_where = (rgb, audio), where
-    for name, got, want in zip(names, (rgb, audio), state.dims):
+    if state.dims_where is None and None in state.dims:  # this record sets the widths not given
+        state.dims = (state.dims[0] or rgb, state.dims[1] or audio)
+        state.dims_where = where
+    for name, got, want, given in zip(names, (rgb, audio), state.dims, state.dims_given):
         if got != want:
             what = f"{name!r} has {got} floats" if video else f"{name!r} frames of {got} bytes"
-            source = "" if state.dims_where is None else f" (the width of {state.dims_where})"
+            source = "" if given else f" (the width of {state.dims_where})"
             raise _RecordError(WRONG_LENGTH, f"{what}, expected {want}{source}")
 
 
@@ -358,8 +359,9 @@ class _State:
     blocks: list[tuple[str, int]]  # frame level: pooling blocks (video level: [("mean", 1)])
     max_frames: int
     keep_frames: bool
-    dims: tuple[int, int] | None  # raw (rgb, audio) widths: given, or those of the first record read
-    dims_where: str | None = None  # "<file> record <i>" that set dims (None when given)
+    dims: tuple[int | None, int | None]  # raw (rgb, audio) widths: given, or those of the first record read
+    dims_where: str | None = None  # "<file> record <i>" that set the widths not given
+    dims_given: tuple[bool, bool] = (False, False)
     total_bytes: int = 0  # of all files: bounds the number of video-level records
     id_key: str | None = None  # "id" or "video_id" of the first valid record
     id_key_where: str = ""
@@ -373,7 +375,7 @@ class _State:
 
     def widths(self) -> tuple[int, int] | None:
         """Output widths: ``dims`` times the pooling blocks (``None`` while ``dims`` is unknown)."""
-        if self.dims is None:
+        if None in self.dims:
             return None
         b = sum(k for _, k in self.blocks)
         return self.dims[0] * b, self.dims[1] * b
@@ -575,6 +577,13 @@ def _frame_dataset(tf: Any, path: Path, threads: int) -> Any:
             .map(parse, num_parallel_calls=threads, deterministic=True).with_options(_options(tf, threads)))
 
 
+def _tf_errors(tf: Any) -> tuple[type[Exception], ...]:
+    """What TensorFlow raises for a damaged file: DataLoss (CRC, truncation), InvalidArgument (a record
+    it cannot parse as asked), and UnicodeDecodeError when that message quotes the record's bytes and
+    so is not UTF-8 (the status cannot become a Python string, but the iterator has moved on)."""
+    return tf.errors.DataLossError, tf.errors.InvalidArgumentError, UnicodeDecodeError
+
+
 def _options(tf: Any, threads: int) -> Any:
     options = tf.data.Options()
     options.threading.private_threadpool_size = threads  # "reader threads" means what it says
@@ -653,7 +662,7 @@ def _tf_frame_rows(tf: Any, path: Path, number: int, state: _State, threads: int
                 rgb, audio, kept = _pool(state, el["rgb"][a:b], el["audio"][a:b])
                 for k, v in zip(cols, (offsets[r], got[1][r], got[0][r], labels[r], rgb, audio, kept)):
                     cols[k].append(v)
-    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, _RecordError):
+    except (*_tf_errors(tf), _RecordError):
         return None
     n = len(cols["ids"])
     state.report.records_read += n
@@ -722,7 +731,7 @@ def _read_files(files: list[Path], state: _State, threads: int, bar: Any) -> Non
             el = next(it)
         except StopIteration:
             break
-        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError):
+        except _tf_errors(tf):
             continue  # that file yields no element; the gap it leaves sends it to the fallback
         number = int(el["file"])
         if number < following:
@@ -830,14 +839,10 @@ def read_tfrecords(
         if keep_frames:
             raise ValueError("keep_frames=True needs level='frame' (video-level records hold no frames)")
     files = resolve_paths(paths_or_glob)
-    dims = None
-    if rgb_dim is not None and audio_dim is not None:
-        dims = (rgb_dim, audio_dim)
-    elif rgb_dim is not None or audio_dim is not None:
-        raise ValueError("give both rgb_dim and audio_dim, or neither (both taken from the data)")
     report = SkipReport()
     state = _State(level=level, on_error=on_error, num_classes=num_classes, require_labels=require_labels,
-                   report=report, blocks=blocks, max_frames=max_frames, keep_frames=keep_frames, dims=dims)
+                   report=report, blocks=blocks, max_frames=max_frames, keep_frames=keep_frames,
+                   dims=(rgb_dim, audio_dim), dims_given=(rgb_dim is not None, audio_dim is not None))
     nonempty = []
     for path in files:
         size = path.stat().st_size
@@ -854,7 +859,7 @@ def read_tfrecords(
         _read_files(nonempty, state, threads, bar)
     bar.close()
 
-    dims = state.dims or (RGB_DIM, AUDIO_DIM)  # nothing read: YouTube-8M's widths
+    dims = (state.dims[0] or RGB_DIM, state.dims[1] or AUDIO_DIM)  # nothing read: YouTube-8M's widths
     width = sum(k for _, k in blocks)
     widths = (dims[0] * width, dims[1] * width)
     resolved_classes = num_classes or NUM_CLASSES_BY_ID_KEY[state.id_key or "id"]
