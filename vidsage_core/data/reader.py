@@ -327,6 +327,17 @@ class _Rows:
     def label_starts(self) -> np.ndarray:
         return np.cumsum(self.label_counts) - self.label_counts
 
+    @staticmethod
+    def concat(parts: list["_Rows"], rgb: np.ndarray, audio: np.ndarray) -> "_Rows":
+        """Video-level rows of consecutive files, as one, with the features copied into ``rgb`` / ``audio``."""
+        cat = np.concatenate
+        return _Rows(
+            file=cat([p.file for p in parts]), index=cat([p.index for p in parts]), offset=cat([p.offset for p in parts]),
+            video_id_key=cat([p.video_id_key for p in parts]), ids=[v for p in parts for v in p.ids],
+            label_counts=cat([p.label_counts for p in parts]), label_values=cat([p.label_values for p in parts]),
+            rgb=cat([p.rgb for p in parts], out=rgb), audio=cat([p.audio for p in parts], out=audio), frames=None,
+        )
+
     def take(self, rows: np.ndarray) -> "_Rows":
         """These rows (int indices), in the given order."""
         order = rows.tolist()
@@ -345,6 +356,7 @@ _Error = tuple[int, int, str, str, int | None]
 
 _WHOLE_FILE = 2**31 - 1  # video level: all records of a file in one parse_example call (a few MB)
 FRAME_BATCH = 64  # frame level: SequenceExamples per parse call (~22 MB of 300-frame videos)
+COMMIT_ROWS = 2048  # video level: rows validated together (~9 MB of features: stays in cache, few calls)
 
 
 @dataclass
@@ -435,7 +447,7 @@ def _validate(rows: _Rows, state: _State, errors: list[_Error]) -> np.ndarray:
             err(r, NO_LABELS, "no labels (require_labels=True)")
     seen = state.seen
     candidates = np.flatnonzero(keep).tolist()
-    fresh = dict(zip([rows.ids[r] for r in candidates],
+    fresh = dict(zip(rows.ids if len(candidates) == len(rows.ids) else [rows.ids[r] for r in candidates],
                      zip(rows.file[candidates].tolist(), rows.index[candidates].tolist())))
     if len(fresh) == len(candidates) and seen.keys().isdisjoint(fresh):
         seen.update(fresh)  # the usual case, without a Python step per record
@@ -526,34 +538,40 @@ def _read_records(path: Path, number: int, state: _State) -> tuple[_Rows, list[_
     return rows, errors
 
 
-def _ragged_spec(tf: Any, names: Sequence[str], dtype: Any) -> dict:
-    return {name: tf.io.RaggedFeature(dtype, row_splits_dtype=tf.int64) for name in names}
-
-
 def _context_spec(tf: Any) -> dict:
-    return {**_ragged_spec(tf, ("id", "video_id"), tf.string), **_ragged_spec(tf, ("labels",), tf.int64)}
+    # A missing id is "" (then the other key is used); two values are TensorFlow's error (fallback).
+    return {"id": tf.io.FixedLenFeature([], tf.string, default_value=""),
+            "video_id": tf.io.FixedLenFeature([], tf.string, default_value=""),
+            "labels": tf.io.RaggedFeature(tf.int64, row_splits_dtype=tf.int64)}
 
 
 def _flat(out: dict, parsed: dict) -> dict:
-    """RaggedTensors as plain tensors: ``key`` -> values, ``key/splits`` -> row splits."""
-    for key, r in parsed.items():
-        out[key] = r.values
-        out[key + "/splits"] = r.row_splits
+    """Parsed features as plain tensors: a RaggedTensor ``key`` -> ``key`` values, ``key/splits`` row splits."""
+    for key, t in parsed.items():
+        if isinstance(t, type(parsed["labels"])):
+            out[key], out[key + "/splits"] = t.values, t.row_splits
+        else:
+            out[key] = t
     return out
 
 
-def _video_dataset(tf: Any, files: list[Path], threads: int) -> Any:
-    """One element per file: the parsed features of all its records and each record's byte length.
+def _video_dataset(tf: Any, files: list[Path], dims: tuple[int, int], threads: int) -> Any:
+    """One element per file: the parsed features of all its records.
 
-    A file TensorFlow cannot read or parse yields no element (its error is raised in its place),
-    which is how the reader finds the files to read again record by record.
+    A file TensorFlow cannot read or parse as asked (a damaged record, a feature of another width
+    than ``dims``) yields no element (its error is raised in its place), which is how the reader
+    finds the files to read again record by record.
     """
     names = tf.constant([str(f) for f in files])
-    spec = {**_context_spec(tf), **_ragged_spec(tf, ("mean_rgb", "mean_audio"), tf.float32)}
+    spec = {**_context_spec(tf), "mean_rgb": tf.io.FixedLenFeature([dims[0]], tf.float32),
+            "mean_audio": tf.io.FixedLenFeature([dims[1]], tf.float32)}
 
+    plain = tf.autograph.experimental.do_not_convert  # straight-line graph code: tracing without autograph is faster
+
+    @plain
     def one_file(i: Any) -> Any:
         records = tf.data.TFRecordDataset(names[i]).batch(_WHOLE_FILE)
-        return records.map(lambda s: _flat({"file": i, "length": tf.strings.length(s)}, tf.io.parse_example(s, spec)))
+        return records.map(plain(lambda s: _flat({"file": i}, tf.io.parse_example(s, spec))))
 
     # What TFRecordDataset(num_parallel_reads=threads) does inside, with each file's records kept together.
     return tf.data.Dataset.range(len(files)).interleave(one_file, cycle_length=threads, num_parallel_calls=threads,
@@ -562,8 +580,10 @@ def _video_dataset(tf: Any, files: list[Path], threads: int) -> Any:
 
 def _frame_dataset(tf: Any, path: Path, threads: int) -> Any:
     """Batches of ``FRAME_BATCH`` parsed SequenceExamples of one file, frames as uint8 ``[frames, W]``."""
-    context, sequence = _context_spec(tf), _ragged_spec(tf, ("rgb", "audio"), tf.string)
+    context = _context_spec(tf)
+    sequence = {key: tf.io.RaggedFeature(tf.string, row_splits_dtype=tf.int64) for key in ("rgb", "audio")}
 
+    @tf.autograph.experimental.do_not_convert
     def parse(s: Any) -> dict:
         ctx, seq, _ = tf.io.parse_sequence_example(s, context_features=context, sequence_features=sequence)
         out = _flat({"length": tf.strings.length(s)}, ctx)
@@ -575,6 +595,20 @@ def _frame_dataset(tf: Any, path: Path, threads: int) -> Any:
 
     return (tf.data.TFRecordDataset(str(path)).batch(FRAME_BATCH)
             .map(parse, num_parallel_calls=threads, deterministic=True).with_options(_options(tf, threads)))
+
+
+def _first_widths(files: list[Path]) -> tuple[int, int, str] | None:
+    """Video level: ``(rgb, audio, "<file> record <i>")``, the widths of the first record that decodes."""
+    for path in files:
+        buf = path.read_bytes()
+        for index, start, length in frame_records(buf)[0]:
+            try:
+                _, _, _, rgb, audio = _decode_record(buf[start : start + length], "video")
+            except _RecordError:
+                continue
+            if len(rgb) and len(audio):
+                return len(rgb), len(audio), f"{path} record {index}"
+    return None
 
 
 def _tf_errors(tf: Any) -> tuple[type[Exception], ...]:
@@ -592,53 +626,34 @@ def _options(tf: Any, threads: int) -> Any:
     return options
 
 
+def _arrays(el: dict) -> dict[str, np.ndarray]:
+    """An element's tensors as NumPy arrays; ``np.asarray`` shares the tensor's memory (``.numpy()`` copies)."""
+    return {k: np.asarray(v) for k, v in el.items()}
+
+
 def _ids(el: dict) -> tuple[list[str], np.ndarray] | None:
-    """Ids and ``video_id``-key flags of parsed records; ``None`` unless each has one non-empty UTF-8 id."""
-    n_id, n_vid = np.diff(el["id/splits"]), np.diff(el["video_id/splits"])
-    use_vid = n_id == 0
-    if not ((n_id == 1) | (use_vid & (n_vid == 1))).all():
-        return None
-    if not use_vid.any():
-        raw = el["id"]
-    elif use_vid.all():
-        raw = el["video_id"]
-    else:
-        raw = np.empty(len(n_id), object)
-        raw[~use_vid] = el["id"][el["id/splits"][:-1][~use_vid]]
-        raw[use_vid] = el["video_id"][el["video_id/splits"][:-1][use_vid]]
-    if not all(raw):  # an empty id
+    """Ids and ``video_id``-key flags of parsed records; ``None`` unless each has a non-empty UTF-8 id."""
+    use_vid = el["id"] == b""
+    raw = np.where(use_vid, el["video_id"], el["id"]) if use_vid.any() else el["id"]
+    if not all(raw):  # neither key (or an empty id): the fallback says which
         return None
     try:
-        return [b.decode("utf-8") for b in raw], use_vid
+        return list(map(bytes.decode, raw)), use_vid  # UTF-8
     except UnicodeDecodeError:
         return None
 
 
-def _uniform(splits: np.ndarray) -> int | None:
-    """The common row length of ragged row ``splits``, or ``None`` if rows differ (0 for no rows)."""
-    lengths = np.diff(splits)
-    if not len(lengths):
-        return 0
-    return int(lengths[0]) if (lengths == lengths[0]).all() else None
-
-
-def _tf_video_rows(el: dict, number: int, path: Path, state: _State) -> _Rows | None:
+def _tf_video_rows(el: dict, number: int, state: _State) -> _Rows | None:
     """Rows of one file parsed by TensorFlow; ``None`` when a record needs the record-by-record read."""
-    el = {k: v.numpy() for k, v in el.items()}
-    n = len(el["length"])
+    el = _arrays(el)
     got = _ids(el)
-    w_rgb, w_audio = _uniform(el["mean_rgb/splits"]), _uniform(el["mean_audio/splits"])
-    if got is None or w_rgb is None or w_audio is None:
+    if got is None:
         return None
-    try:
-        _check_widths(state, w_rgb, w_audio, f"{path} record 0")
-    except _RecordError:
-        return None
+    n = len(got[0])
     state.report.records_read += n
-    ids, use_vid = got
-    return _make_rows(state, number, np.arange(n), _offsets(el["length"]), use_vid, ids,
-                      (np.diff(el["labels/splits"]), el["labels"]),
-                      el["mean_rgb"].reshape(n, w_rgb), el["mean_audio"].reshape(n, w_audio))
+    # Byte offsets only matter for an error message: found then, by _locate (-1 until then).
+    return _make_rows(state, number, np.arange(n), np.full(n, -1, np.int64), got[1], got[0],
+                      (np.diff(el["labels/splits"]), el["labels"]), el["mean_rgb"], el["mean_audio"])
 
 
 def _tf_frame_rows(tf: Any, path: Path, number: int, state: _State, threads: int) -> _Rows | None:
@@ -647,7 +662,7 @@ def _tf_frame_rows(tf: Any, path: Path, number: int, state: _State, threads: int
     start = 0
     try:
         for el in _frame_dataset(tf, path, threads):
-            el = {k: v.numpy() for k, v in el.items()}
+            el = _arrays(el)
             got = _ids(el)
             frames = np.diff(el["rgb/splits"])
             if (got is None or not (el["rgb/one_value"] and el["audio/one_value"])
@@ -670,11 +685,39 @@ def _tf_frame_rows(tf: Any, path: Path, number: int, state: _State, threads: int
                       cols["rgb"], cols["audio"], cols["frames"])
 
 
+def _reserve(state: _State, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Video level: views of the next ``m`` free rows of the result arrays (allocated, grown as needed)."""
+    if state.out_rgb is None:
+        capacity = max(_max_videos(state.total_bytes, state.dims), m)
+        state.out_rgb = np.empty((capacity, state.dims[0]), np.float32)
+        state.out_audio = np.empty((capacity, state.dims[1]), np.float32)
+    if state.filled + m > len(state.out_rgb):  # only if a file grew after it was sized
+        grow = max(m, len(state.out_rgb) // 2)
+        state.out_rgb = np.concatenate([state.out_rgb, np.empty((grow, state.dims[0]), np.float32)])
+        state.out_audio = np.concatenate([state.out_audio, np.empty((grow, state.dims[1]), np.float32)])
+    end = state.filled + m
+    return state.out_rgb[state.filled : end], state.out_audio[state.filled : end]
+
+
+def _locate(errors: list[_Error], state: _State) -> list[_Error]:
+    """Errors with the byte offsets that TensorFlow's path left unknown (-1), from the file's framing."""
+    spans: dict[int, list] = {}
+    out = []
+    for file_number, index, reason, detail, offset in errors:
+        if offset == -1:
+            if file_number not in spans:
+                spans[file_number] = frame_records(Path(state.files[file_number]).read_bytes())[0]
+            offset = spans[file_number][index][1] - HEADER_BYTES  # TensorFlow read it: the file is intact
+        out.append((file_number, index, reason, detail, offset))
+    return out
+
+
 def _commit(rows: _Rows, errors: list[_Error], state: _State) -> int:
     """Validate one file's rows, raise or report its errors, keep the good rows; return how many."""
     keep = _validate(rows, state, errors)
     if errors:
-        errors.sort(key=lambda e: e[1])  # record order (one file)
+        errors.sort(key=lambda e: (e[0], e[1]))  # file order, then record order
+        errors[:] = _locate(errors, state)
         if state.on_error == "raise":
             file_number, index, reason, detail, offset = errors[0]
             raise TFRecordError(state.files[file_number], index, reason, detail, offset)
@@ -683,17 +726,11 @@ def _commit(rows: _Rows, errors: list[_Error], state: _State) -> int:
     if not keep.all():
         rows = rows.take(np.flatnonzero(keep))
     m = len(rows.ids)
-    if state.level == "video" and m:  # straight into the result while the rows are still in cache
-        if state.out_rgb is None:
-            capacity = max(_max_videos(state.total_bytes, state.dims), m)
-            state.out_rgb = np.empty((capacity, state.dims[0]), np.float32)
-            state.out_audio = np.empty((capacity, state.dims[1]), np.float32)
-        if state.filled + m > len(state.out_rgb):  # only if a file grew after it was sized
-            grow = max(m, len(state.out_rgb) // 2)
-            state.out_rgb = np.concatenate([state.out_rgb, np.empty((grow, state.dims[0]), np.float32)])
-            state.out_audio = np.concatenate([state.out_audio, np.empty((grow, state.dims[1]), np.float32)])
-        state.out_rgb[state.filled : state.filled + m] = rows.rgb
-        state.out_audio[state.filled : state.filled + m] = rows.audio
+    if state.level == "video" and m:  # the features live in the result arrays; the rows keep the rest
+        rgb, audio = _reserve(state, m)
+        if rows.rgb.ctypes.data != rgb.ctypes.data:  # not already in place (see _Rows.concat)
+            rgb[:] = rows.rgb
+            audio[:] = rows.audio
         state.filled += m
         rows.rgb = rows.audio = None
     state.kept.append(rows)
@@ -705,10 +742,10 @@ def _read_files(files: list[Path], state: _State, threads: int, bar: Any) -> Non
     tf = tensorflow()
     state.files = [str(f) for f in files]
 
-    def done(rows: _Rows, errors: list[_Error]) -> None:
+    def done(rows: _Rows, errors: list[_Error], count: int = 1) -> None:
         state.count += _commit(rows, errors, state)
-        state.report.files_read += 1
-        bar.update(1)
+        state.report.files_read += count
+        bar.update(count)
         if not bar.disable:
             bar.set_postfix(videos=state.count, skipped=len(state.report))
 
@@ -717,15 +754,30 @@ def _read_files(files: list[Path], state: _State, threads: int, bar: Any) -> Non
             rows = _tf_frame_rows(tf, path, number, state, threads)
             done(*((rows, []) if rows is not None else _read_records(path, number, state)))
         return
+    if None in state.dims:  # parse_example needs the widths up front: those of the first record
+        found = _first_widths(files)
+        if found is None:  # no record anywhere decodes: read every file record by record, to say why
+            for number, path in enumerate(files):
+                done(*_read_records(path, number, state))
+            return
+        state.dims = (state.dims[0] or found[0], state.dims[1] or found[1])  # a given width stays as given
+        state.dims_where = found[2]
+    pending: list[_Rows] = []  # TensorFlow's rows, validated together in batches of ~COMMIT_ROWS
     following = 0  # next file expected from TensorFlow, which yields files in order
+
+    def flush() -> None:
+        if pending:  # straight into the result arrays: one copy of the features in all
+            done(_Rows.concat(pending, *_reserve(state, sum(len(r.ids) for r in pending))), [], len(pending))
+            pending.clear()
 
     def fallback(until: int) -> None:
         nonlocal following
         for number in range(following, until):  # TensorFlow failed on these: read them record by record
+            flush()
             done(*_read_records(files[number], number, state))
         following = until
 
-    it = iter(_video_dataset(tf, files, threads))
+    it = iter(_video_dataset(tf, files, state.dims, threads))
     while True:
         try:
             el = next(it)
@@ -737,10 +789,17 @@ def _read_files(files: list[Path], state: _State, threads: int, bar: Any) -> Non
         if number < following:
             raise RuntimeError(f"tf.data delivered {files[number]} out of order")
         fallback(number)
-        rows = _tf_video_rows(el, number, files[number], state)
-        done(*((rows, []) if rows is not None else _read_records(files[number], number, state)))
+        rows = _tf_video_rows(el, number, state)
+        if rows is None:
+            flush()
+            done(*_read_records(files[number], number, state))
+        else:
+            pending.append(rows)
+            if sum(len(r.ids) for r in pending) >= COMMIT_ROWS:
+                flush()
         following = number + 1
     fallback(len(files))
+    flush()
 
 
 def _stack(parts: list[np.ndarray], width: int) -> np.ndarray:
