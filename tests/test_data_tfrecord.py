@@ -152,3 +152,15 @@ def test_importing_the_package_does_not_import_tensorflow():
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_errors_found_after_tensorflow_parsed_a_file_carry_byte_offsets(tmp_path, real_shard):
+    """TensorFlow's path knows no offsets; an error found by validation gets them from the framing."""
+    for name in ("a.tfrecord", "b.tfrecord"):
+        shutil.copy(real_shard, tmp_path / name)
+    with pytest.warns(UserWarning, match="duplicate_id: 284"):
+        v = read_tfrecords(tmp_path, on_error="skip", progress=False)
+    spans, _ = frame_records(real_shard.read_bytes())
+    assert [r["index"] for r in v.skipped.records] == list(range(284))
+    assert [r["offset"] for r in v.skipped.records] == [start - 12 for _, start, _ in spans]
+    assert all(r["file"].endswith("b.tfrecord") for r in v.skipped.records)
