@@ -555,23 +555,28 @@ def _flat(out: dict, parsed: dict) -> dict:
     return out
 
 
-def _video_dataset(tf: Any, files: list[Path], dims: tuple[int, int], threads: int) -> Any:
-    """One element per file: the parsed features of all its records.
+def _video_dataset(tf: Any, files: list[Path], id_key: str, dims: tuple[int, int], threads: int) -> Any:
+    """One element per file: the parsed features of all its records (the id as ``"id"``).
 
-    A file TensorFlow cannot read or parse as asked (a damaged record, a feature of another width
-    than ``dims``) yields no element (its error is raised in its place), which is how the reader
-    finds the files to read again record by record.
+    A file TensorFlow cannot read or parse as asked (a damaged record, no ``id_key``, a feature of
+    another width than ``dims``) yields no element (its error is raised in its place), which is
+    how the reader finds the files to read again record by record.
     """
     names = tf.constant([str(f) for f in files])
-    spec = {**_context_spec(tf), "mean_rgb": tf.io.FixedLenFeature([dims[0]], tf.float32),
+    spec = {id_key: tf.io.FixedLenFeature([], tf.string), "labels": _context_spec(tf)["labels"],
+            "mean_rgb": tf.io.FixedLenFeature([dims[0]], tf.float32),
             "mean_audio": tf.io.FixedLenFeature([dims[1]], tf.float32)}
+
+    def parse(i: Any, s: Any) -> dict:
+        parsed = tf.io.parse_example(s, spec)
+        return _flat({"file": i, "id": parsed.pop(id_key)}, parsed)
 
     plain = tf.autograph.experimental.do_not_convert  # straight-line graph code: tracing without autograph is faster
 
     @plain
     def one_file(i: Any) -> Any:
         records = tf.data.TFRecordDataset(names[i]).batch(_WHOLE_FILE)
-        return records.map(plain(lambda s: _flat({"file": i}, tf.io.parse_example(s, spec))))
+        return records.map(plain(lambda s: parse(i, s)))
 
     # What TFRecordDataset(num_parallel_reads=threads) does inside, with each file's records kept together.
     return tf.data.Dataset.range(len(files)).interleave(one_file, cycle_length=threads, num_parallel_calls=threads,
@@ -597,17 +602,17 @@ def _frame_dataset(tf: Any, path: Path, threads: int) -> Any:
             .map(parse, num_parallel_calls=threads, deterministic=True).with_options(_options(tf, threads)))
 
 
-def _first_widths(files: list[Path]) -> tuple[int, int, str] | None:
-    """Video level: ``(rgb, audio, "<file> record <i>")``, the widths of the first record that decodes."""
+def _first_record(files: list[Path]) -> tuple[str, int, int, str] | None:
+    """Video level: ``(id key, rgb width, audio width, "<file> record <i>")`` of the first record that decodes."""
     for path in files:
         buf = path.read_bytes()
         for index, start, length in frame_records(buf)[0]:
             try:
-                _, _, _, rgb, audio = _decode_record(buf[start : start + length], "video")
+                key, _, _, rgb, audio = _decode_record(buf[start : start + length], "video")
             except _RecordError:
                 continue
             if len(rgb) and len(audio):
-                return len(rgb), len(audio), f"{path} record {index}"
+                return key, len(rgb), len(audio), f"{path} record {index}"
     return None
 
 
@@ -643,16 +648,19 @@ def _ids(el: dict) -> tuple[list[str], np.ndarray] | None:
         return None
 
 
-def _tf_video_rows(el: dict, number: int, state: _State) -> _Rows | None:
+def _tf_video_rows(el: dict, number: int, id_key: str, state: _State) -> _Rows | None:
     """Rows of one file parsed by TensorFlow; ``None`` when a record needs the record-by-record read."""
     el = _arrays(el)
-    got = _ids(el)
-    if got is None:
+    if not all(el["id"]):  # an empty id: the fallback says so
         return None
-    n = len(got[0])
+    try:
+        ids = list(map(bytes.decode, el["id"]))  # UTF-8
+    except UnicodeDecodeError:
+        return None
+    n = len(ids)
     state.report.records_read += n
     # Byte offsets only matter for an error message: found then, by _locate (-1 until then).
-    return _make_rows(state, number, np.arange(n), np.full(n, -1, np.int64), got[1], got[0],
+    return _make_rows(state, number, np.arange(n), np.full(n, -1, np.int64), np.full(n, id_key == "video_id"), ids,
                       (np.diff(el["labels/splits"]), el["labels"]), el["mean_rgb"], el["mean_audio"])
 
 
@@ -754,14 +762,17 @@ def _read_files(files: list[Path], state: _State, threads: int, bar: Any) -> Non
             rows = _tf_frame_rows(tf, path, number, state, threads)
             done(*((rows, []) if rows is not None else _read_records(path, number, state)))
         return
-    if None in state.dims:  # parse_example needs the widths up front: those of the first record
-        found = _first_widths(files)
-        if found is None:  # no record anywhere decodes: read every file record by record, to say why
-            for number, path in enumerate(files):
-                done(*_read_records(path, number, state))
-            return
-        state.dims = (state.dims[0] or found[0], state.dims[1] or found[1])  # a given width stays as given
-        state.dims_where = found[2]
+    # parse_example needs the id key and the widths up front: those of the first record. A file
+    # with the other key (2017 and 2018 mixed) or other widths then takes the fallback, which says why.
+    first = _first_record(files)
+    if first is None:  # no record anywhere decodes: read every file record by record, to say why
+        for number, path in enumerate(files):
+            done(*_read_records(path, number, state))
+        return
+    id_key, rgb, audio, where = first
+    if None in state.dims:
+        state.dims = (state.dims[0] or rgb, state.dims[1] or audio)  # a given width stays as given
+        state.dims_where = where
     pending: list[_Rows] = []  # TensorFlow's rows, validated together in batches of ~COMMIT_ROWS
     following = 0  # next file expected from TensorFlow, which yields files in order
 
@@ -777,7 +788,7 @@ def _read_files(files: list[Path], state: _State, threads: int, bar: Any) -> Non
             done(*_read_records(files[number], number, state))
         following = until
 
-    it = iter(_video_dataset(tf, files, state.dims, threads))
+    it = iter(_video_dataset(tf, files, id_key, state.dims, threads))
     while True:
         try:
             el = next(it)
@@ -789,7 +800,7 @@ def _read_files(files: list[Path], state: _State, threads: int, bar: Any) -> Non
         if number < following:
             raise RuntimeError(f"tf.data delivered {files[number]} out of order")
         fallback(number)
-        rows = _tf_video_rows(el, number, state)
+        rows = _tf_video_rows(el, number, id_key, state)
         if rows is None:
             flush()
             done(*_read_records(files[number], number, state))
