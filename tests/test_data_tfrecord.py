@@ -164,3 +164,31 @@ def test_errors_found_after_tensorflow_parsed_a_file_carry_byte_offsets(tmp_path
     assert [r["index"] for r in v.skipped.records] == list(range(284))
     assert [r["offset"] for r in v.skipped.records] == [start - 12 for _, start, _ in spans]
     assert all(r["file"].endswith("b.tfrecord") for r in v.skipped.records)
+
+
+def test_frame_level_tensorflow_path_equals_the_fallback(tmp_path):
+    """More records than one parse batch: TensorFlow's path and the record-by-record one agree exactly."""
+    from vidsage_core.data import write_synthetic_frame_level
+    from vidsage_core.data.reader import FRAME_BATCH, _read_records, _State, parse_pooling
+    from vidsage_core.data.videoset import SkipReport
+
+    n = 2 * FRAME_BATCH + 7
+    path = write_synthetic_frame_level(tmp_path / "f.tfrecord", n, (1, 4), seed=1)
+    v = read_tfrecords(path, level="frame", pooling="mean+std", keep_frames=True, progress=False)
+    state = _State(level="frame", on_error="raise", num_classes=None, require_labels=False, report=SkipReport(),
+                   blocks=parse_pooling("mean+std"), max_frames=300, keep_frames=True, dims=(None, None))
+    rows, errors = _read_records(path, 0, state)
+    assert not errors and rows.ids == v.ids.tolist() and len(v) == n
+    np.testing.assert_array_equal(rows.rgb, v.rgb)
+    np.testing.assert_array_equal(rows.audio, v.audio)
+    for i in range(n):
+        np.testing.assert_array_equal(rows.frames[i], v.frames[i, : v.num_frames[i]])
+    buf = path.read_bytes()
+    spans, _ = frame_records(buf)
+    assert rows.offset.tolist() == [s - 12 for _, s, _ in spans]
+    # offsets on TensorFlow's path (from record lengths, across batches): the last record made a
+    # copy of the first, found by validation after TensorFlow parsed the file
+    dup = tmp_path / "g.tfrecord"
+    dup.write_bytes(buf[: spans[-1][1] - 12] + encode_record(buf[spans[0][1] : spans[0][1] + spans[0][2]]))
+    with pytest.raises(TFRecordError, match=rf"record {n - 1} \(byte offset {spans[-1][1] - 12}\): duplicate_id"):
+        read_tfrecords(dup, level="frame", progress=False)

@@ -845,7 +845,7 @@ def read_tfrecords(
     audio_dim: int | None = None,
     num_parallel_reads: int | None = None,
 ) -> VideoSet:
-    """Read YouTube-8M TFRecords into a :class:`VideoSet`.
+    """Read YouTube-8M TFRecords into a :class:`VideoSet` (TensorFlow parses; see the module doc).
 
     Video-level records are ``tf.train.Example`` with ``id`` (2018) or ``video_id`` (2017),
     ``labels`` (int64), ``mean_rgb`` (1024 floats) and ``mean_audio`` (128 floats). Frame-level
@@ -879,8 +879,9 @@ def read_tfrecords(
             first record read, and every other record must agree (one that does not is a
             ``wrong_length`` bad record). The pooled widths and ``frames`` (``rgb + audio``)
             follow them; an empty result has YouTube-8M's widths.
-        num_parallel_reads: files read (and parsed) at once by tf.data's threads; ``None``:
-            ``min(#files, os.cpu_count())``. The result is the same for every value (file order).
+        num_parallel_reads: video level: files read and parsed at once by tf.data threads; frame
+            level: record batches parsed at once. ``None``: ``min(#files, os.cpu_count())``. The
+            result is the same for every value (file order).
 
     Returns:
         The videos in file order; ``skipped`` holds the :class:`SkipReport` (also when empty).
