@@ -207,9 +207,9 @@ EMBEDDED_DIGESTS = {
     "video_level_2018": (13998, "73b49ed6d1735d3e02ccbd52616ca33322425629a1ebf7f888d012324dbcc671"),
     "video_level_2017_v1": (368, "591fa3810c68f50c5601e78cc1955500253f991eddec6f4bc99703448dac0177"),
 }
-# The same digest (plus frames) of a synthetic frame-level file, read with
-# max_frames=20, pooling="mean+std+top3", keep_frames=True; also from commit 0c34aaa.
-SYNTHETIC_FRAME_DIGEST = "399f50d8c718cefe3b22eab84b0b513d7f3e2c411b60e177ecb21843dfcb006c"
+# The same digest (plus frames) of the random frame-level file of the test below, read with
+# max_frames=20, pooling="mean+std+top3", keep_frames=True; also with commit 0c34aaa (its writer too).
+RANDOM_FRAME_DIGEST = "abc90f102a690067c16c6754a46169aeb3f0700087c63b75f45bb4824061e61a"
 
 
 def _digest(v) -> str:
@@ -240,14 +240,17 @@ def test_embedded_shards_read_bit_identical_to_before(subdir):
     assert _digest(v) == digest
 
 
-def test_synthetic_frame_level_reads_bit_identical_to_before(tmp_path):
+def test_frame_level_reads_bit_identical_to_before(tmp_path):
     """Written by tf.train.SequenceExample now, read by parse_sequence_example: same values as before."""
-    from vidsage_core.data import write_synthetic_frame_level
-
-    path = write_synthetic_frame_level(tmp_path / "f.tfrecord", 40, (1, 30), seed=3)
+    rng = np.random.default_rng(7)  # NumPy's generator only: the same bytes on every machine and thread count
+    lengths = rng.integers(1, 30, 40)
+    rgb = [rng.integers(0, 256, (f, 1024), dtype=np.uint8) for f in lengths]
+    audio = [rng.integers(0, 256, (f, 128), dtype=np.uint8) for f in lengths]
+    labels = [sorted(set(rng.integers(0, 3862, rng.integers(0, 4)).tolist())) for _ in lengths]
+    path = write_frame_level_tfrecord(tmp_path / "f.tfrecord", [f"v{i:02d}" for i in range(40)], rgb, audio, labels)
     v = read_tfrecords(path, level="frame", pooling="mean+std+top3", max_frames=20, keep_frames=True, progress=False)
     assert len(v) == 40 and v.rgb.shape == (40, 5 * 1024)
-    assert _digest(v) == SYNTHETIC_FRAME_DIGEST
+    assert _digest(v) == RANDOM_FRAME_DIGEST
 
 
 def test_widths_come_from_the_first_record_and_must_agree(tmp_path):
