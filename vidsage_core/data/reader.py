@@ -548,7 +548,7 @@ def _context_spec(tf: Any) -> dict:
 def _flat(out: dict, parsed: dict) -> dict:
     """Parsed features as plain tensors: a RaggedTensor ``key`` -> ``key`` values, ``key/splits`` row splits."""
     for key, t in parsed.items():
-        if isinstance(t, type(parsed["labels"])):
+        if hasattr(t, "row_splits"):  # a RaggedTensor (labels)
             out[key], out[key + "/splits"] = t.values, t.row_splits
         else:
             out[key] = t
