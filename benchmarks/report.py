@@ -434,8 +434,7 @@ def render_markdown(payload: dict[str, Any]) -> str:
         "row's note). **Ratio > 1 means ours is better** (throughput ours/peer, or time peer/ours). Peak "
         "memory is the increase of the process's peak RSS during one call of each side (kernel high-water "
         "mark reset before the call; freed heap returned to the OS first), or the CUDA peak allocation "
-        "on a GPU; our reader (pure Python/NumPy) also gets a tracemalloc peak in its note. kNN rows use "
-        "bench_knn's own RSS polling.",
+        "on a GPU. kNN rows use bench_knn's own RSS polling.",
         "",
     ]
     order = [g for g in GROUP_TITLES if any(r.group == g for r in rows)]

@@ -13,9 +13,10 @@ import warnings
 import numpy as np
 import pytest
 
-from vidsage_core.data import TFRecordError, read_tfrecords, wire
+from vidsage_core.data import TFRecordError, read_tfrecords
 from vidsage_core.data.tfrecord import encode_record, frame_records, masked_crc32c
-from vidsage_core.data.writer import video_example
+from vidsage_core.data.tfrecord import tensorflow
+from vidsage_core.data.writer import frame_sequence_example, video_example
 
 
 @pytest.fixture(scope="module")
@@ -154,9 +155,12 @@ def test_label_out_of_range(tmp_path, original):
 
 def test_record_without_labels_is_valid_unless_required(tmp_path, original):
     buf, spans, videos = original
-    no_labels = wire.example({"id": wire.bytes_feature([videos.ids[6].encode()]),
-                              "mean_rgb": wire.float_feature(videos.rgb[6]),
-                              "mean_audio": wire.float_feature(videos.audio[6])})
+    tf = tensorflow()
+    no_labels = tf.train.Example(features=tf.train.Features(feature={
+        "id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[videos.ids[6].encode()])),
+        "mean_rgb": tf.train.Feature(float_list=tf.train.FloatList(value=videos.rgb[6])),
+        "mean_audio": tf.train.Feature(float_list=tf.train.FloatList(value=videos.audio[6])),
+    })).SerializeToString()
     path = tmp_path / "unlabelled.tfrecord"
     path.write_bytes(_replace(buf, spans, 6, no_labels))
     with warnings.catch_warnings():
@@ -214,9 +218,7 @@ def test_frame_record_with_wrong_frame_size(tmp_path):
 
     good = [np.zeros((3, 1024), np.uint8)], [np.zeros((3, 128), np.uint8)]
     path = write_frame_level_tfrecord(tmp_path / "f.tfrecord", ["a"], *good, [[1]])
-    seq = wire.sequence_example({"id": wire.bytes_feature([b"b"])},
-                                {"rgb": wire.bytes_feature_list(np.zeros((3, 1000), np.uint8)),
-                                 "audio": wire.bytes_feature_list(np.zeros((3, 128), np.uint8))})
+    seq = frame_sequence_example("b", np.zeros((3, 1000), np.uint8), np.zeros((3, 128), np.uint8), [])
     path.write_bytes(path.read_bytes() + encode_record(seq))
     with pytest.raises(TFRecordError, match=r"record 1 .*wrong_length: 'rgb' frames of 1000 bytes"):
         read_tfrecords(path, level="frame", progress=False)

@@ -198,125 +198,92 @@ def test_wrong_level_is_reported(real_shard, frame_file):
         read_tfrecords(frame_file[0], level="video", progress=False)
 
 
-# ----------------------------------------------------------------------------- fast vs general path
+# ----------------------------------------------------------------------------- bit identity, feature widths
 
 
-def test_vectorised_and_general_decoders_agree_on_a_real_shard(real_shard):
-    """Every record of a real shard, decoded by the general per-record parser, equals the fast path."""
-    from vidsage_core.data import fastpath
-    from vidsage_core.data.reader import _decode_video
-    from vidsage_core.data.tfrecord import frame_records
+# sha256 of (ids, float32 rgb, float32 audio, label CSR) of the embedded shards, computed with the
+# hand-written protobuf reader this TensorFlow-based one replaced (commit 0c34aaa), before the change.
+EMBEDDED_DIGESTS = {
+    "video_level_2018": (13998, "73b49ed6d1735d3e02ccbd52616ca33322425629a1ebf7f888d012324dbcc671"),
+    "video_level_2017_v1": (368, "591fa3810c68f50c5601e78cc1955500253f991eddec6f4bc99703448dac0177"),
+}
+# The same digest (plus frames) of the random frame-level file of the test below, read with
+# max_frames=20, pooling="mean+std+top3", keep_frames=True; also with commit 0c34aaa (its writer too).
+RANDOM_FRAME_DIGEST = "abc90f102a690067c16c6754a46169aeb3f0700087c63b75f45bb4824061e61a"
 
-    buf = real_shard.read_bytes()
+
+def _digest(v) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update("\n".join(v.ids.tolist()).encode())
+    h.update(np.ascontiguousarray(v.rgb, "<f4").tobytes())
+    h.update(np.ascontiguousarray(v.audio, "<f4").tobytes())
+    h.update(np.asarray(v.labels.indptr, "<i8").tobytes())
+    h.update(np.asarray(v.labels.indices, "<i8").tobytes())
+    if v.frames is not None:
+        h.update(np.ascontiguousarray(v.frames, "<f2").tobytes())
+        h.update(np.asarray(v.num_frames, "<i4").tobytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("subdir", sorted(EMBEDDED_DIGESTS))
+def test_embedded_shards_read_bit_identical_to_before(subdir):
+    from vidsage_core import paths
+
+    folder = paths.YT8M / subdir
+    if not folder.exists():
+        pytest.skip(f"{folder} not present")
+    v = read_tfrecords(folder, progress=False)
+    count, digest = EMBEDDED_DIGESTS[subdir]
+    assert len(v) == count and len(v.skipped) == 0
+    assert _digest(v) == digest
+
+
+def test_frame_level_reads_bit_identical_to_before(tmp_path):
+    """Written by tf.train.SequenceExample now, read by parse_sequence_example: same values as before."""
+    rng = np.random.default_rng(7)  # NumPy's generator only: the same bytes on every machine and thread count
+    lengths = rng.integers(1, 30, 40)
+    rgb = [rng.integers(0, 256, (f, 1024), dtype=np.uint8) for f in lengths]
+    audio = [rng.integers(0, 256, (f, 128), dtype=np.uint8) for f in lengths]
+    labels = [sorted(set(rng.integers(0, 3862, rng.integers(0, 4)).tolist())) for _ in lengths]
+    path = write_frame_level_tfrecord(tmp_path / "f.tfrecord", [f"v{i:02d}" for i in range(40)], rgb, audio, labels)
+    v = read_tfrecords(path, level="frame", pooling="mean+std+top3", max_frames=20, keep_frames=True, progress=False)
+    assert len(v) == 40 and v.rgb.shape == (40, 5 * 1024)
+    assert _digest(v) == RANDOM_FRAME_DIGEST
+
+
+def test_widths_come_from_the_first_record_and_must_agree(tmp_path):
+    rng = np.random.default_rng(5)
+    a = write_video_level_tfrecord(tmp_path / "a.tfrecord", ["a0", "a1"], rng.standard_normal((2, 1280)),
+                                   np.zeros((2, 100)), [[1], [2]])
+    b = write_video_level_tfrecord(tmp_path / "b.tfrecord", ["b0", "b1", "b2"],
+                                   rng.standard_normal((3, 1280)), np.zeros((3, 100)), [[1], [2], [3]])
+    # b's record 1 with a 1024-d rgb: differs from the first record's 1280
+    odd = write_video_level_tfrecord(tmp_path / "odd.tfrecord", ["x"], rng.standard_normal((1, 1024)),
+                                     np.zeros((1, 100)), [[4]])
+    from vidsage_core.data.tfrecord import encode_record, frame_records
+
+    buf = b.read_bytes()
     spans, _ = frame_records(buf)
-    table = np.array(spans, np.int64)
-    b = np.frombuffer(buf, np.uint8)
-    fast = fastpath.decode_video_records(b, table[:, 1], table[:, 2])
-    assert fast.ok.all()  # the real 2018 shards are canonical: all take the fast path
-    rgb = fastpath.gather_rows(b, fast.rgb_start, 1024)
-    values = np.split(fast.label_values, np.cumsum(fast.label_counts)[:-1])
-    for i, (_, start, length) in enumerate(spans):
-        key, vid, labels, r, a, _ = _decode_video(buf[start : start + length])
-        assert key == "id" and vid == buf[fast.id_start[i] : fast.id_end[i]].decode()
-        assert labels == values[i].tolist()
-        np.testing.assert_array_equal(r.view(np.uint32), rgb[i].view(np.uint32))
-
-
-def _len(field: int, payload: bytes) -> bytes:
-    from vidsage_core.data import wire
-
-    return wire.encode_varint((field << 3) | 2) + wire.encode_varint(len(payload)) + payload
-
-
-def test_non_canonical_encodings_are_read_exactly(tmp_path):
-    """Valid protobuf that the vectorised path does not take: decoded by the general path, same values."""
-    from vidsage_core.data import fastpath, wire, write_tfrecord
-    from vidsage_core.data.tfrecord import frame_records
-
-    rng = np.random.default_rng(0)
-    rgb = rng.standard_normal((9, 1024)).astype(np.float32)
-    audio = rng.standard_normal((9, 128)).astype(np.float32)
-
-    def feats(i, labels=(1, 2), **extra):
-        f = {"id": wire.bytes_feature([f"v{i}".encode()]), "labels": wire.int64_feature(labels),
-             "mean_rgb": wire.float_feature(rgb[i]), "mean_audio": wire.float_feature(audio[i])}
-        f.update(extra)
-        return f
-
-    unpacked_labels = _len(3, b"\x08\x01\x08\x02")
-    split_rgb = _len(2, _len(1, rgb[4][:500].tobytes()) + _len(1, rgb[4][500:].tobytes()))
-    f6 = feats(6)
-    payloads = [
-        wire.example(feats(0)),  # canonical
-        wire.example(dict(reversed(list(feats(1).items())))),  # other entry order: still canonical
-        wire.example(feats(2, extra_feature=wire.float_feature([1.0]))),  # another feature: checked, ignored
-        wire.example({**feats(3), "labels": unpacked_labels}),  # unpacked int64 list
-        wire.example({**feats(4), "mean_rgb": split_rgb}),  # two packed chunks (merged)
-        wire.example(feats(5)) + b"\x18\x07",  # trailing unknown varint field
-        _len(1, wire.features_message({"id": f6["id"], "labels": f6["labels"]}))
-        + _len(1, wire.features_message({"mean_rgb": f6["mean_rgb"], "mean_audio": f6["mean_audio"]})),  # merged
-        wire.example({**feats(7), "id": wire.bytes_feature(["v7-é".encode()])}),  # multi-byte UTF-8 id
-        wire.example({**feats(8), "id": wire.bytes_feature([b"stale"]), "labels": wire.int64_feature([3])})
-        + _len(1, wire.features_message({"id": wire.bytes_feature([b"v8"])})),  # repeated key: last wins
-    ]
-    path = write_tfrecord(tmp_path / "mixed.tfrecord", payloads)
-    v = read_tfrecords(path, progress=False)
-    assert v.ids.tolist() == ["v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7-é", "v8"]
-    np.testing.assert_array_equal(v.rgb, rgb)
-    np.testing.assert_array_equal(v.audio, audio)
-    assert _rows(v) == [[1, 2]] * 8 + [[3]]
-    buf = path.read_bytes()
-    table = np.array(frame_records(buf)[0], np.int64)
-    fast = fastpath.decode_video_records(np.frombuffer(buf, np.uint8), table[:, 1], table[:, 2])
-    assert fast.ok.tolist() == [True, True, False, False, False, False, False, True, False]
-
-
-def test_fuzz_fast_path_never_disagrees_with_general_parser(real_shard):
-    """Randomly damaged records: whatever the vectorised path accepts, the general parser reads the same."""
-    from vidsage_core.data import fastpath
-    from vidsage_core.data.reader import _decode_video, _RecordError
-    from vidsage_core.data.tfrecord import frame_records
-    from vidsage_core.data.wire import WireError
-
-    buf = real_shard.read_bytes()
-    spans, _ = frame_records(buf)
-    rng = np.random.default_rng(0)
-    payloads = []
-    for trial in range(600):
-        _, start, length = spans[trial % 40]
-        rec = bytearray(buf[start : start + length])
-        # damage the structure-heavy head and the id/labels region most of the time
-        for _ in range(rng.integers(1, 4)):
-            pos = int(rng.integers(0, 60)) if rng.random() < 0.7 else int(rng.integers(0, len(rec)))
-            rec[pos] = int(rng.integers(0, 256))
-        payloads.append(bytes(rec))
-    joined = b"".join(payloads)
-    lengths = np.array([len(p) for p in payloads], np.int64)
-    starts = np.cumsum(lengths) - lengths
-    b = np.frombuffer(joined, np.uint8)
-    fast = fastpath.decode_video_records(b, starts, lengths)
-    assert 0 < fast.ok.sum() < len(payloads)  # both paths get exercised
-    values = np.split(fast.label_values, np.cumsum(fast.label_counts)[:-1])
-    accepted = np.flatnonzero(fast.ok)
-    rgb = fastpath.gather_rows(b, fast.rgb_start[accepted], 1024)
-    audio = fastpath.gather_rows(b, fast.audio_start[accepted], 128)
-    for j, i in enumerate(accepted.tolist()):
-        raw_id = joined[fast.id_start[i] : fast.id_end[i]]
-        try:
-            raw_id.decode("utf-8")
-        except UnicodeDecodeError:  # the reader sends these to the general parser, which says why
-            with pytest.raises(_RecordError, match="not UTF-8"):
-                _decode_video(payloads[i])
-            continue
-        try:
-            key, vid, labels, r, a, _ = _decode_video(payloads[i])
-        except (_RecordError, WireError, IndexError) as e:
-            raise AssertionError(f"fast path accepted record {i} that the general parser rejects: {e}")
-        assert key == ("video_id" if fast.video_id_key[i] else "id")
-        assert raw_id == vid.encode()
-        assert labels == values[i].tolist()
-        np.testing.assert_array_equal(r.view(np.uint32), rgb[j].view(np.uint32))
-        np.testing.assert_array_equal(a.view(np.uint32), audio[j].view(np.uint32))
+    _, odd_start, odd_len = frame_records(odd.read_bytes())[0][0]
+    start, end = spans[1][1] - 12, spans[1][1] + spans[1][2] + 4
+    b.write_bytes(buf[:start] + encode_record(odd.read_bytes()[odd_start:odd_start + odd_len]) + buf[end:])
+    odd.unlink()
+    v = read_tfrecords(a, progress=False)
+    assert v.rgb.shape == (2, 1280) and v.audio.shape == (2, 100)
+    with pytest.raises(TFRecordError, match=r"b\.tfrecord: record 1 .*wrong_length: 'mean_rgb' has 1024 floats, "
+                                            r"expected 1280 \(the width of .*a\.tfrecord record 0\)"):
+        read_tfrecords(tmp_path, progress=False)
+    with pytest.warns(UserWarning, match="wrong_length: 1"):
+        v = read_tfrecords(tmp_path, on_error="skip", progress=False)
+    assert v.ids.tolist() == ["a0", "a1", "b0", "b2"] and v.rgb.shape == (4, 1280)
+    # given widths are checked as given
+    with pytest.raises(TFRecordError, match=r"a\.tfrecord: record 0 .*'mean_rgb' has 1280 floats, expected 1024$"):
+        read_tfrecords(tmp_path, rgb_dim=1024, audio_dim=100, progress=False)
+    with pytest.raises(TFRecordError, match=r"a\.tfrecord: record 0 .*'mean_audio' has 100 floats, expected 128$"):
+        read_tfrecords(tmp_path, audio_dim=128, progress=False)  # one width given, the other from the data
+    assert read_tfrecords(a, rgb_dim=1280, progress=False).audio.shape == (2, 100)
 
 
 def test_other_feature_sizes(tmp_path):
@@ -326,12 +293,13 @@ def test_other_feature_sizes(tmp_path):
     audio = np.zeros((2, 128), np.float32)
     path = write_video_level_tfrecord(tmp_path / "v.tfrecord", ["a", "b"], rgb, audio, [[1], [2]])
     with pytest.raises(TFRecordError, match="wrong_length: 'mean_rgb' has 1280 floats, expected 1024"):
-        read_tfrecords(path, progress=False)
-    v = read_tfrecords(path, rgb_dim=1280, progress=False)
+        read_tfrecords(path, rgb_dim=1024, audio_dim=128, progress=False)  # YouTube-8M's widths, asked for
+    v = read_tfrecords(path, progress=False)  # default: widths from the data
     np.testing.assert_array_equal(v.rgb, rgb)
+    np.testing.assert_array_equal(read_tfrecords(path, rgb_dim=1280, audio_dim=128, progress=False).rgb, rgb)
     q = [rng.integers(0, 256, (3, 1280), dtype=np.uint8)]
     path = write_frame_level_tfrecord(tmp_path / "f.tfrecord", ["c"], q, [np.zeros((3, 128), np.uint8)], [[0]],
                                       rgb_dim=1280)
-    f = read_tfrecords(path, level="frame", rgb_dim=1280, keep_frames=True, progress=False)
+    f = read_tfrecords(path, level="frame", keep_frames=True, progress=False)
     assert f.rgb.shape == (1, 1280) and f.frames.shape == (1, 3, 1408)
     np.testing.assert_allclose(f.rgb[0], dequantize(q[0]).mean(0), atol=1e-6)

@@ -207,21 +207,17 @@ def test_read_labels_csv(tmp_path):
 
 # ------------------------------------------------------------------------------------ ingest
 def _read_records(path: Path, sequence: bool) -> list:
-    """Parse our TFRecords with the data layer's wire decoder (independent of read_tfrecords)."""
-    from vidsage_core.data import iter_tfrecord, wire
+    """Parse our TFRecords with protobuf directly (independent of read_tfrecords)."""
+    from vidsage_core.data import iter_tfrecord
+    from vidsage_core.data.tfrecord import tensorflow
 
-    out = []
-    for rec in iter_tfrecord(path):
-        if sequence:
-            context, lists = wire.parse_sequence_example(rec)
-            out.append((rec, context, lists))
-        else:
-            out.append((rec, wire.parse_example(rec)))
-    return out
+    tf = tensorflow()
+    cls = tf.train.SequenceExample if sequence else tf.train.Example
+    return [cls.FromString(rec) for rec in iter_tfrecord(path)]
 
 
 def test_ingest_end_to_end(tmp_path, photo_clips, processed):
-    from vidsage_core.data import dequantize, wire
+    from vidsage_core.data import dequantize
     from vidsage_core.objects import DetectionsFile, get_object_source
 
     videos = tmp_path / "videos"
@@ -262,18 +258,24 @@ def test_ingest_end_to_end(tmp_path, photo_clips, processed):
     expected = {vid: processed[vid].feature for vid in by_id}
     recs = _read_records(out / "video_level" / "ingest0000.tfrecord", sequence=False)
     assert len(recs) == 3
-    for rec, feats in recs:
-        vid = bytes(rec[slice(*wire.bytes_values(rec, wire.feature_kind(rec, *feats[b"id"])[1])[0])]).decode()
-        rgb = wire.float_values(rec, wire.feature_kind(rec, *feats[b"mean_rgb"])[1])
-        audio = wire.float_values(rec, wire.feature_kind(rec, *feats[b"mean_audio"])[1])
+    for ex in recs:
+        feats = ex.features.feature
+        vid = feats["id"].bytes_list.value[0].decode()
+        rgb = np.array(feats["mean_rgb"].float_list.value, np.float32)
+        audio = np.array(feats["mean_audio"].float_list.value, np.float32)
         np.testing.assert_allclose(rgb, expected[vid], atol=1e-6)
         assert audio.shape == (128,) and not audio.any()
     # frame level: 2 frames x 1280 bytes; dequantised / FRAME_FEATURE_SCALE, mean, L2 -> f_v
     recs = _read_records(out / "frame_level" / "ingest0000.tfrecord", sequence=True)
-    for rec, context, lists in recs:
-        vid = bytes(rec[slice(*wire.bytes_values(rec, wire.feature_kind(rec, *context[b"id"])[1])[0])]).decode()
-        q = wire.bytes_frames(rec, *lists[b"rgb"])
-        assert q.shape == (2, 1280) and wire.bytes_frames(rec, *lists[b"audio"]).shape == (2, 128)
+    for ex in recs:
+        vid = ex.context.feature["id"].bytes_list.value[0].decode()
+        lists = ex.feature_lists.feature_list
+
+        def frames(name):
+            return np.stack([np.frombuffer(f.bytes_list.value[0], np.uint8) for f in lists[name].feature])
+
+        q = frames("rgb")
+        assert q.shape == (2, 1280) and frames("audio").shape == (2, 128)
         f = V.video_level_feature(dequantize(q) / V.FRAME_FEATURE_SCALE)
         assert float(f @ expected[vid]) > 0.999
 

@@ -1,9 +1,10 @@
 """The data layer: YouTube-8M TFRecords in and out, the VideoSet and its store, splits, synthetic data.
 
-Reading needs no TensorFlow: :mod:`.tfrecord` frames the files (checking both CRCs) and
-:mod:`.wire` decodes ``tf.train.Example`` / ``SequenceExample`` protobufs, with floats taken
-bit-exactly via ``np.frombuffer``. The ``vidsage inspect`` command lives here too
-(``add_inspect_arguments`` / ``inspect_command``).
+TensorFlow reads and writes the TFRecords (``tf.data`` + ``tf.io.parse_example`` /
+``parse_sequence_example``; ``tf.io.TFRecordWriter``), imported only when a TFRecord is read or
+written, so importing this package stays fast. :mod:`.tfrecord` keeps the record framing that
+the reader's record-by-record fallback needs to name a damaged record and read on past it. The
+``vidsage inspect`` command lives here too (``add_inspect_arguments`` / ``inspect_command``).
 """
 
 from vidsage_core.data.inspect_cli import add_inspect_arguments, describe, inspect_command

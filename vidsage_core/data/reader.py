@@ -1,42 +1,43 @@
-"""Read YouTube-8M TFRecords (video- or frame-level) into a :class:`VideoSet`, without TensorFlow.
+"""Read YouTube-8M TFRecords (video- or frame-level) into a :class:`VideoSet` with TensorFlow.
 
-The framing (:mod:`.tfrecord`) and the protobuf decoding are our own, so reading needs neither
-TensorFlow nor its start-up time, and features are bit-identical to ``tf.io.parse_example`` (a
-test checks that on a real shard). Video-level files are read in batches of ~8 MB; the records of
-a batch are decoded together by the vectorised :mod:`.fastpath`, and any record it does not take
-(anything but the canonical encoding) by the general per-record decoder of :mod:`.wire`.
-Frame-level records always take the general decoder.
+The happy path is TensorFlow's: ``tf.data.TFRecordDataset`` reads the files (checking the CRCs),
+``tf.io.parse_example`` (video level) or ``tf.io.parse_sequence_example`` (frame level) decodes
+whole files of records at once, and the features arrive as float32 arrays bit-identical to the
+serialized ones. Several files are read in parallel (``num_parallel_reads``), in file order.
+
+Where TensorFlow reports a damaged file (``DataLossError``: a CRC or a truncation;
+``InvalidArgumentError``: a record it cannot parse as asked) or a parsed record does not fit the
+schema (no id, a feature of another width), that file alone is read again record by record: the
+framing of :mod:`.tfrecord` localises a damaged record and reads on past it, and
+``tf.train.Example.FromString`` / ``tf.train.SequenceExample.FromString`` decode each intact
+record, so the error names the file, the record and what is wrong with it, and skip mode keeps
+every good record. Nothing is dropped silently (no ``ignore_errors``).
 
 Every bad record is either raised (``on_error="raise"``) or skipped and listed in
-:attr:`VideoSet.skipped` (``on_error="skip"``): the checks run per batch, and errors are
-reported in file and record order.
+:attr:`VideoSet.skipped` (``on_error="skip"``): the checks that need decoded values
+(:func:`_validate`) run per file, and errors are reported in file and record order.
 """
 
 from __future__ import annotations
 
-import functools
 import glob as globlib
 import os
-import threading
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from vidsage_core.data import fastpath, wire
-from vidsage_core.data.tfrecord import HEADER_BYTES, TFRecordError, frame_records, iter_tfrecord
+from vidsage_core.data.tfrecord import HEADER_BYTES, FOOTER_BYTES, TFRecordError, frame_records, tensorflow
 from vidsage_core.data.videoset import SkipReport, VideoSet, csr_from_counts
 
 RGB_DIM = 1024  # Inception (PCA-reduced) frame feature size
 AUDIO_DIM = 128  # VGGish audio feature size
 # The id feature's name decides the release, and so the label vocabulary.
 NUM_CLASSES_BY_ID_KEY = {"id": 3862, "video_id": 4716}  # 2018 (v2/v3), 2017 (v1)
-_F32 = np.dtype("<f4")  # TFRecord floats are little-endian float32
 
 # Quantisation of YouTube-8M frame features (youtube-8m utils.Dequantize with max 2, min -2).
 QUANT_MIN, QUANT_MAX = -2.0, 2.0
@@ -170,125 +171,132 @@ def pool_frames(q: np.ndarray, blocks: list[tuple[str, int]]) -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
-# ----------------------------------------------------------------------------- record decoders
+# ----------------------------------------------------------------------------- one record (the fallback)
 
 
-def _id_of(rec: bytes, feats: dict[bytes, tuple[int, int]]) -> tuple[str, str]:
-    if b"id" in feats:
+def _kind(feature: Any) -> str:
+    return feature.WhichOneof("kind") or "empty"
+
+
+def _id_of(feats: Any) -> tuple[str, str]:
+    """``(key, id)`` of a ``Features`` map: ``id`` (2018) or ``video_id`` (2017), one UTF-8 value."""
+    if "id" in feats:  # test with `in` first: indexing a protobuf message map inserts the key
         key = "id"
-    elif b"video_id" in feats:
+    elif "video_id" in feats:
         key = "video_id"
     else:
         raise _RecordError(MISSING_FEATURE, "no 'id' (2018) or 'video_id' (2017) feature")
-    span = feats[key.encode()]
-    value = wire.single_payload(rec, span[0], span[1], wire.BYTES_LIST)
-    if value is None:
-        kind, spans = wire.feature_kind(rec, *span)
-        if kind != wire.BYTES_LIST:
-            raise _RecordError(WRONG_TYPE, f"{key!r} is {wire.KIND_NAMES[kind]}, expected bytes_list")
-        values = wire.bytes_values(rec, spans)
-        if len(values) != 1:
-            raise _RecordError(WRONG_LENGTH, f"{key!r} has {len(values)} values, expected 1")
-        value = values[0]
-    s, e = value
-    if s == e:
+    f = feats[key]
+    if _kind(f) != "bytes_list":
+        raise _RecordError(WRONG_TYPE, f"{key!r} is {_kind(f)}, expected bytes_list")
+    values = f.bytes_list.value
+    if len(values) != 1:
+        raise _RecordError(WRONG_LENGTH, f"{key!r} has {len(values)} values, expected 1")
+    if not values[0]:
         raise _RecordError(BAD_ID, f"empty {key!r}")
     try:
-        return key, rec[s:e].decode("utf-8")
+        return key, values[0].decode("utf-8")
     except UnicodeDecodeError:
-        raise _RecordError(BAD_ID, f"{key!r} is not UTF-8: {rec[s:e][:32]!r}") from None
+        raise _RecordError(BAD_ID, f"{key!r} is not UTF-8: {values[0][:32]!r}") from None
 
 
-def _labels_of(rec: bytes, feats: dict[bytes, tuple[int, int]]) -> list[int]:
-    span = feats.get(b"labels")
-    if span is None:
+def _labels_of(feats: Any) -> list[int]:
+    if "labels" not in feats:
         return []
-    packed = wire.single_payload(rec, span[0], span[1], wire.INT64_LIST)
-    if packed is not None:
-        return wire.packed_int64(rec, *packed)
-    kind, spans = wire.feature_kind(rec, *span)
-    if kind == wire.INT64_LIST:
-        return wire.int64_values(rec, spans)
-    if kind == 0:
+    f = feats["labels"]
+    if _kind(f) == "empty":
         return []
-    raise _RecordError(WRONG_TYPE, f"'labels' is {wire.KIND_NAMES[kind]}, expected int64_list")
+    if _kind(f) != "int64_list":
+        raise _RecordError(WRONG_TYPE, f"'labels' is {_kind(f)}, expected int64_list")
+    return list(f.int64_list.value)
 
 
-def _floats_of(rec: bytes, feats: dict[bytes, tuple[int, int]], name: bytes, dim: int) -> np.ndarray:
-    span = feats.get(name)
-    if span is None:
+def _floats_of(feats: Any, name: str) -> np.ndarray:
+    if name not in feats:
         # Parsed as an Example, a SequenceExample shows only its context (id, labels).
-        hint = " (a frame-level SequenceExample? use level='frame')" if b"mean_audio" not in feats else ""
-        raise _RecordError(MISSING_FEATURE, f"no {name.decode()!r} feature{hint}")
-    packed = wire.single_payload(rec, span[0], span[1], wire.FLOAT_LIST)
-    if packed is not None and packed[1] - packed[0] == 4 * dim:
-        return np.frombuffer(rec, _F32, dim, packed[0])
-    kind, spans = wire.feature_kind(rec, *span)
-    if kind != wire.FLOAT_LIST and kind != 0:
-        raise _RecordError(WRONG_TYPE, f"{name.decode()!r} is {wire.KIND_NAMES[kind]}, expected float_list")
-    values = wire.float_values(rec, spans)
-    if values.shape[0] != dim:
-        raise _RecordError(WRONG_LENGTH, f"{name.decode()!r} has {values.shape[0]} floats, expected {dim}")
-    return values
+        hint = " (a frame-level SequenceExample? use level='frame')" if "mean_audio" not in feats else ""
+        raise _RecordError(MISSING_FEATURE, f"no {name!r} feature{hint}")
+    f = feats[name]
+    if _kind(f) not in ("float_list", "empty"):
+        raise _RecordError(WRONG_TYPE, f"{name!r} is {_kind(f)}, expected float_list")
+    return np.array(f.float_list.value, np.float32)  # float32 -> double -> float32: exact
 
 
-def _decode_video(rec: bytes, rgb_dim: int = RGB_DIM, audio_dim: int = AUDIO_DIM
-                  ) -> tuple[str, str, list[int], np.ndarray, np.ndarray, None]:
-    feats = wire.parse_example(rec)
-    if feats is None:
-        raise _RecordError(NOT_EXAMPLE, "no Example.features field")
-    key, vid = _id_of(rec, feats)
-    return (key, vid, _labels_of(rec, feats), _floats_of(rec, feats, b"mean_rgb", rgb_dim),
-            _floats_of(rec, feats, b"mean_audio", audio_dim), None)
+def _frames_of(lists: Any, name: str) -> np.ndarray:
+    """uint8 ``[F, W]``: the frames of one ``FeatureList`` (one ``W``-byte string per step)."""
+    if name not in lists:
+        raise _RecordError(MISSING_FEATURE, f"no {name!r} feature list")
+    steps = []
+    for f in lists[name].feature:
+        if _kind(f) != "bytes_list":
+            raise _RecordError(WRONG_TYPE, f"a {name!r} frame is {_kind(f)}, expected bytes")
+        if len(f.bytes_list.value) != 1:
+            raise _RecordError(WRONG_LENGTH, f"a {name!r} frame has {len(f.bytes_list.value)} values, expected 1")
+        steps.append(f.bytes_list.value[0])
+    widths = sorted({len(b) for b in steps})
+    if len(widths) > 1:
+        raise _RecordError(WRONG_LENGTH, f"{name!r} frames of {widths} bytes in one video")
+    return np.frombuffer(b"".join(steps), np.uint8).reshape(len(steps), widths[0] if widths else 0)
 
 
-def _frames_of(rec: bytes, lists: dict[bytes, tuple[int, int]], name: bytes, dim: int) -> np.ndarray:
-    span = lists.get(name)
-    if span is None:
-        raise _RecordError(MISSING_FEATURE, f"no {name.decode()!r} feature list")
-    q = wire.bytes_frames(rec, *span)
-    if q is None:  # not the regular layout: decode step by step (same result, slower)
-        steps = []
-        for s, e in wire.feature_list_spans(rec, *span):
-            kind, spans = wire.feature_kind(rec, s, e)
-            if kind != wire.BYTES_LIST:
-                raise _RecordError(WRONG_TYPE, f"a {name.decode()!r} frame is {wire.KIND_NAMES[kind]}, expected bytes")
-            values = wire.bytes_values(rec, spans)
-            if len(values) != 1:
-                raise _RecordError(WRONG_LENGTH, f"a {name.decode()!r} frame has {len(values)} values, expected 1")
-            steps.append(rec[values[0][0] : values[0][1]])
-        lengths = {len(b) for b in steps}
-        if lengths - {dim}:
-            raise _RecordError(WRONG_LENGTH, f"{name.decode()!r} frames of {sorted(lengths)} bytes, expected {dim}")
-        q = np.frombuffer(b"".join(steps), np.uint8).reshape(len(steps), dim)
-    elif q.shape[1] != dim:
-        raise _RecordError(WRONG_LENGTH, f"{name.decode()!r} frames of {q.shape[1]} bytes, expected {dim}")
-    return q
+def _decode_record(rec: bytes, level: str) -> tuple[str, str, list[int], np.ndarray, np.ndarray]:
+    """Decode one serialized record with protobuf (``tf.train.Example`` / ``SequenceExample``).
+
+    Returns:
+        ``(id_key, id, labels, rgb, audio)``: float32 ``[W_rgb]`` / ``[W_audio]`` at video level,
+        uint8 frames ``[F, W_rgb]`` / ``[F, W_audio]`` at frame level.
+
+    Raises:
+        _RecordError: with the reason and what is wrong.
+    """
+    from google.protobuf.message import DecodeError
+
+    tf = tensorflow()
+    try:
+        if level == "video":
+            ex = tf.train.Example.FromString(rec)
+        else:
+            ex = tf.train.SequenceExample.FromString(rec)
+    except DecodeError as e:
+        raise _RecordError(NOT_EXAMPLE, f"not a valid protobuf message: {e}") from None
+    if level == "video":
+        if not ex.HasField("features"):
+            raise _RecordError(NOT_EXAMPLE, "no Example.features field")
+        feats = ex.features.feature
+        key, vid = _id_of(feats)
+        return key, vid, _labels_of(feats), _floats_of(feats, "mean_rgb"), _floats_of(feats, "mean_audio")
+    if not ex.HasField("context") and not ex.HasField("feature_lists"):
+        raise _RecordError(NOT_EXAMPLE, "no SequenceExample.context or feature_lists field")
+    key, vid = _id_of(ex.context.feature)
+    labels = _labels_of(ex.context.feature)
+    rgb = _frames_of(ex.feature_lists.feature_list, "rgb")
+    audio = _frames_of(ex.feature_lists.feature_list, "audio")
+    if rgb.shape[0] != audio.shape[0]:
+        raise _RecordError(WRONG_LENGTH, f"{rgb.shape[0]} rgb frames but {audio.shape[0]} audio frames")
+    if rgb.shape[0] == 0:
+        raise _RecordError(NO_FRAMES, "zero frames")
+    return key, vid, labels, rgb, audio
 
 
-def _frame_decoder(max_frames: int, blocks: list[tuple[str, int]], keep_frames: bool,
-                   rgb_dim: int = RGB_DIM, audio_dim: int = AUDIO_DIM
-                   ) -> Callable[[bytes], tuple[str, str, list[int], np.ndarray, np.ndarray, np.ndarray | None]]:
-    def decode(rec: bytes):
-        parsed = wire.parse_sequence_example(rec)
-        if parsed is None:
-            raise _RecordError(NOT_EXAMPLE, "no SequenceExample.context or feature_lists field")
-        context, lists = parsed
-        key, vid = _id_of(rec, context)
-        labels = _labels_of(rec, context)
-        rgb_q = _frames_of(rec, lists, b"rgb", rgb_dim)
-        audio_q = _frames_of(rec, lists, b"audio", audio_dim)
-        if rgb_q.shape[0] != audio_q.shape[0]:
-            raise _RecordError(WRONG_LENGTH, f"{rgb_q.shape[0]} rgb frames but {audio_q.shape[0]} audio frames")
-        if rgb_q.shape[0] == 0:
-            raise _RecordError(NO_FRAMES, "zero frames")
-        rgb_q, audio_q = rgb_q[:max_frames], audio_q[:max_frames]  # YouTube-8M keeps the first max_frames
-        frames = None
-        if keep_frames:
-            frames = np.concatenate([dequantize(rgb_q), dequantize(audio_q)], axis=1).astype(np.float16)
-        return key, vid, labels, pool_frames(rgb_q, blocks), pool_frames(audio_q, blocks), frames
+def _check_widths(state: "_State", rgb: int, audio: int, where: str) -> None:
+    """Every record's feature widths must be those given, or else those of the first record read.
 
-    return decode
+    ``rgb`` / ``audio``: floats per feature (video level) or bytes per frame (frame level);
+    ``where``: ``"<file> record <i>"``, remembered if this record sets the widths.
+    """
+    video = state.level == "video"
+    names = ("mean_rgb", "mean_audio") if video else ("rgb", "audio")
+    for name, got in zip(names, (rgb, audio)):
+        if got == 0:
+            raise _RecordError(WRONG_LENGTH, f"{name!r} is empty" if video else f"{name!r} frames of 0 bytes")
+    if state.dims_where is None and None in state.dims:  # this record sets the widths not given
+        state.dims = (state.dims[0] or rgb, state.dims[1] or audio)
+        state.dims_where = where
+    for name, got, want, given in zip(names, (rgb, audio), state.dims, state.dims_given):
+        if got != want:
+            what = f"{name!r} has {got} floats" if video else f"{name!r} frames of {got} bytes"
+            source = "" if given else f" (the width of {state.dims_where})"
+            raise _RecordError(WRONG_LENGTH, f"{what}, expected {want}{source}")
 
 
 # ----------------------------------------------------------------------------- the reader
@@ -319,6 +327,17 @@ class _Rows:
     def label_starts(self) -> np.ndarray:
         return np.cumsum(self.label_counts) - self.label_counts
 
+    @staticmethod
+    def concat(parts: list["_Rows"], rgb: np.ndarray, audio: np.ndarray) -> "_Rows":
+        """Video-level rows of consecutive files, as one, with the features copied into ``rgb`` / ``audio``."""
+        cat = np.concatenate
+        return _Rows(
+            file=cat([p.file for p in parts]), index=cat([p.index for p in parts]), offset=cat([p.offset for p in parts]),
+            video_id_key=cat([p.video_id_key for p in parts]), ids=[v for p in parts for v in p.ids],
+            label_counts=cat([p.label_counts for p in parts]), label_values=cat([p.label_values for p in parts]),
+            rgb=cat([p.rgb for p in parts], out=rgb), audio=cat([p.audio for p in parts], out=audio), frames=None,
+        )
+
     def take(self, rows: np.ndarray) -> "_Rows":
         """These rows (int indices), in the given order."""
         order = rows.tolist()
@@ -331,136 +350,47 @@ class _Rows:
             frames=None if self.frames is None else [self.frames[i] for i in order],
         )
 
-    @staticmethod
-    def merge(a: "_Rows", b: "_Rows") -> "_Rows":
-        """Both sets of rows, in (file, record) order."""
-        if not len(b.ids):
-            return a
-        if not len(a.ids):
-            return b
-        both = _Rows(
-            file=np.concatenate([a.file, b.file]), index=np.concatenate([a.index, b.index]),
-            offset=np.concatenate([a.offset, b.offset]),
-            video_id_key=np.concatenate([a.video_id_key, b.video_id_key]), ids=a.ids + b.ids,
-            label_counts=np.concatenate([a.label_counts, b.label_counts]),
-            label_values=np.concatenate([a.label_values, b.label_values]),
-            rgb=np.concatenate([a.rgb, b.rgb]), audio=np.concatenate([a.audio, b.audio]),
-            frames=None if a.frames is None else a.frames + b.frames,
-        )
-        return both.take(np.lexsort((both.index, both.file)))
-
 
 # (file number, record index, reason, detail, byte offset of the record in its file)
 _Error = tuple[int, int, str, str, int | None]
 
-
-@dataclass
-class _Spans:
-    """The intact records of a batch of files held in one buffer."""
-
-    file: np.ndarray  # int64 [n]: file number
-    index: np.ndarray  # int64 [n]: record index within the file
-    start: np.ndarray  # int64 [n]: payload offset in the batch buffer
-    length: np.ndarray  # int64 [n]: payload bytes
-    base: np.ndarray  # int64 [n]: offset of the record's file in the batch buffer
-
-    def header_offset(self) -> np.ndarray:
-        """Byte offset of each record's header within its own file."""
-        return self.start - HEADER_BYTES - self.base
-
-
-def _decode_records(buf: memoryview, spans: _Spans, rows: np.ndarray, decode: Callable, widths: tuple[int, int],
-                    errors: list[_Error]) -> _Rows:
-    """The general path: decode records ``rows`` of ``spans`` one by one with :mod:`.wire` (any valid encoding)."""
-    n = len(rows)
-    rgb = np.empty((n, widths[0]), np.float32)
-    audio = np.empty((n, widths[1]), np.float32)
-    kept, video_id_key, ids, labels, frames = [], [], [], [], []
-    header = spans.header_offset()
-    for r in rows.tolist():
-        start = int(spans.start[r])
-        rec = bytes(buf[start : start + int(spans.length[r])])
-        try:
-            key, vid, labs, x_rgb, x_audio, fr = decode(rec)
-        except _RecordError as e:
-            errors.append((int(spans.file[r]), int(spans.index[r]), e.reason, e.detail, int(header[r])))
-            continue
-        except (wire.WireError, IndexError) as e:
-            detail = "truncated protobuf" if isinstance(e, IndexError) else str(e)
-            errors.append((int(spans.file[r]), int(spans.index[r]), NOT_EXAMPLE,
-                           f"not a valid protobuf message: {detail}", int(header[r])))
-            continue
-        k = len(ids)
-        rgb[k] = x_rgb
-        audio[k] = x_audio
-        kept.append(r)
-        video_id_key.append(key == "video_id")
-        ids.append(vid)
-        labels.append(labs)
-        frames.append(fr)
-    k = len(ids)
-    kept_rows = np.array(kept, np.int64)
-    return _Rows(
-        file=spans.file[kept_rows], index=spans.index[kept_rows], offset=header[kept_rows],
-        video_id_key=np.array(video_id_key, bool), ids=ids,
-        label_counts=np.array([len(x) for x in labels], np.int64),
-        label_values=np.array([v for x in labels for v in x], np.int64),
-        rgb=rgb[:k], audio=audio[:k],
-        frames=frames if frames and frames[0] is not None else None,
-    )
-
-
-def _decode_video_batch(buf: memoryview, spans: _Spans, decode: Callable, dims: tuple[int, int],
-                        errors: list[_Error]) -> _Rows:
-    """Video level: the vectorised path for canonical records, ``decode`` (general) for the rest."""
-    b = np.frombuffer(buf, np.uint8)
-    fast = fastpath.decode_video_records(b, spans.start, spans.length, *dims)
-    ok_rows = np.flatnonzero(fast.ok)
-    id_slices = list(map(slice, fast.id_start[ok_rows].tolist(), fast.id_end[ok_rows].tolist()))
-    good = np.ones(len(ok_rows), bool)
-    try:  # all in C: no Python frame per record
-        ids = list(map(str, map(buf.__getitem__, id_slices), repeat("utf-8")))
-    except UnicodeDecodeError:  # some id is not UTF-8: find which; the general path reports it
-        ids = []
-        for j, sl in enumerate(id_slices):
-            try:
-                ids.append(str(buf[sl], "utf-8"))
-            except UnicodeDecodeError:
-                good[j] = False
-                ids.append("")
-    rows = _Rows(
-        file=spans.file[ok_rows], index=spans.index[ok_rows], offset=spans.header_offset()[ok_rows],
-        video_id_key=fast.video_id_key[ok_rows], ids=ids, label_counts=fast.label_counts[ok_rows],
-        label_values=fast.label_values,
-        rgb=fastpath.gather_rows(b, fast.rgb_start[ok_rows], dims[0]),
-        audio=fastpath.gather_rows(b, fast.audio_start[ok_rows], dims[1]), frames=None,
-    )
-    slow = ~fast.ok
-    if not good.all():
-        slow[ok_rows[~good]] = True
-        rows = rows.take(np.flatnonzero(good))
-    if not slow.any():
-        return rows
-    rest = _decode_records(buf, spans, np.flatnonzero(slow), decode, dims, errors)
-    return _Rows.merge(rows, rest)
+_WHOLE_FILE = 2**31 - 1  # video level: all records of a file in one parse_example call (a few MB)
+FRAME_BATCH = 64  # frame level: SequenceExamples per parse call (~22 MB of 300-frame videos)
+COMMIT_ROWS = 2048  # video level: rows validated together (~9 MB of features: stays in cache, few calls)
 
 
 @dataclass
 class _State:
-    """What the reader accumulates across files."""
+    """What the reader accumulates across files, and the settings every file is read with."""
 
+    level: str
     on_error: str
     num_classes: int | None
     require_labels: bool
     report: SkipReport
+    blocks: list[tuple[str, int]]  # frame level: pooling blocks (video level: [("mean", 1)])
+    max_frames: int
+    keep_frames: bool
+    dims: tuple[int | None, int | None]  # raw (rgb, audio) widths: given, or those of the first record read
+    dims_where: str | None = None  # "<file> record <i>" that set the widths not given
+    dims_given: tuple[bool, bool] = (False, False)
+    total_bytes: int = 0  # of all files: bounds the number of video-level records
     id_key: str | None = None  # "id" or "video_id" of the first valid record
     id_key_where: str = ""
     seen: dict[str, tuple[int, int]] = field(default_factory=dict)  # id -> (file number, record index)
     files: list[str] = field(default_factory=list)
     kept: list[_Rows] = field(default_factory=list)  # rows kept (features moved to out_* when given)
-    out_rgb: np.ndarray | None = None  # video level: preallocated [capacity, 1024] result rows
+    count: int = 0  # videos kept
+    out_rgb: np.ndarray | None = None  # video level: preallocated [capacity, W_rgb] result rows
     out_audio: np.ndarray | None = None
     filled: int = 0  # rows of out_* written
+
+    def widths(self) -> tuple[int, int] | None:
+        """Output widths: ``dims`` times the pooling blocks (``None`` while ``dims`` is unknown)."""
+        if None in self.dims:
+            return None
+        b = sum(k for _, k in self.blocks)
+        return self.dims[0] * b, self.dims[1] * b
 
 
 def _validate(rows: _Rows, state: _State, errors: list[_Error]) -> np.ndarray:
@@ -517,7 +447,7 @@ def _validate(rows: _Rows, state: _State, errors: list[_Error]) -> np.ndarray:
             err(r, NO_LABELS, "no labels (require_labels=True)")
     seen = state.seen
     candidates = np.flatnonzero(keep).tolist()
-    fresh = dict(zip([rows.ids[r] for r in candidates],
+    fresh = dict(zip(rows.ids if len(candidates) == len(rows.ids) else [rows.ids[r] for r in candidates],
                      zip(rows.file[candidates].tolist(), rows.index[candidates].tolist())))
     if len(fresh) == len(candidates) and seen.keys().isdisjoint(fresh):
         seen.update(fresh)  # the usual case, without a Python step per record
@@ -537,65 +467,265 @@ def _validate(rows: _Rows, state: _State, errors: list[_Error]) -> np.ndarray:
     return keep
 
 
-# Video-level files are read this many bytes at a time into one buffer, so that the vectorised
-# decoder's fixed cost per call is spread over ~1,800 records while the buffer and the gathered
-# rows stay cache-sized.
-BATCH_BYTES = 8 << 20
+# ----------------------------------------------------------------------------- reading files
 
 
-def _max_videos(files: list[Path], rgb_dim: int, audio_dim: int) -> int:
-    """Upper bound on the video-level records the files can hold: a kept record has at least
-    ``4 * (rgb_dim + audio_dim)`` bytes of floats (4608 for YouTube-8M) plus 16 of framing."""
-    return sum(p.stat().st_size for p in files) // (4 * (rgb_dim + audio_dim) + HEADER_BYTES + 4)
-_scratch = threading.local()  # per-thread read buffer, reused across calls (no page faults each time)
+def _max_videos(total_bytes: int, dims: tuple[int, int]) -> int:
+    """Upper bound on the video-level records ``total_bytes`` of files can hold: a kept record has at
+    least ``4 * (rgb + audio)`` bytes of floats (4608 for YouTube-8M) plus 16 of framing."""
+    return total_bytes // (4 * (dims[0] + dims[1]) + HEADER_BYTES + FOOTER_BYTES)
 
 
-def _buffer(size: int) -> memoryview:
-    """A buffer for one batch: the reused per-thread one, or a fresh one for a bigger (single) file."""
-    if size > BATCH_BYTES:
-        return memoryview(np.empty(size, np.uint8))
-    buf = getattr(_scratch, "buf", None)
-    if buf is None:
-        buf = _scratch.buf = np.empty(BATCH_BYTES, np.uint8)
-    return memoryview(buf)[:size]
+def _offsets(lengths: np.ndarray, start: int = 0) -> np.ndarray:
+    """Header offsets of consecutive intact records from their payload lengths (first one at ``start``)."""
+    sizes = lengths.astype(np.int64) + (HEADER_BYTES + FOOTER_BYTES)
+    return start + np.cumsum(sizes) - sizes
 
 
-def _read_batch(batch: list[tuple[Path, int]], decode: Callable, widths: tuple[int, int], state: _State,
-                vectorised: bool) -> int:
-    """Read a batch of non-empty files; return the videos kept.
+def _pool(state: _State, rgb_q: np.ndarray, audio_q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Frame level: the first ``max_frames`` frames (as YouTube-8M keeps them), pooled; and the frames if kept."""
+    rgb_q, audio_q = rgb_q[: state.max_frames], audio_q[: state.max_frames]
+    frames = None
+    if state.keep_frames:
+        frames = np.concatenate([dequantize(rgb_q), dequantize(audio_q)], axis=1).astype(np.float16)
+    return pool_frames(rgb_q, state.blocks), pool_frames(audio_q, state.blocks), frames
 
-    ``vectorised``: video level, decoded by :mod:`.fastpath` with ``decode`` as the fallback.
-    """
-    buf = _buffer(sum(size for _, size in batch))
-    errors: list[_Error] = []
-    parts = []
-    base = 0
-    for path, size in batch:
-        number = len(state.files)
-        state.files.append(str(path))
-        state.report.files_read += 1
-        with open(path, "rb", buffering=0) as f:
-            got = 0
-            while got < size:  # readinto may return less than asked
-                n = f.readinto(buf[base + got : base + size])
-                if not n:
-                    raise OSError(f"{path}: file shrank while being read ({got} of {size} bytes)")
-                got += n
-        spans, framing = frame_records(buf[base : base + size])
-        errors.extend((number, e.index, e.reason, e.detail, e.offset) for e in framing)
-        state.report.records_read += len(spans) + len(framing)
-        table = np.array(spans, np.int64).reshape(-1, 3)
-        parts.append((np.full(len(table), number, np.int64), table, np.full(len(table), base, np.int64)))
-        base += size
-    number, table, bases = (np.concatenate(x) for x in zip(*parts))
-    spans = _Spans(file=number, index=table[:, 0], start=table[:, 1] + bases, length=table[:, 2], base=bases)
-    if vectorised:
-        rows = _decode_video_batch(buf, spans, decode, widths, errors)
+
+def _make_rows(state: _State, number: int, index: np.ndarray, offset: np.ndarray, video_id_key: np.ndarray,
+               ids: list[str], labels: list[np.ndarray] | tuple[np.ndarray, np.ndarray], rgb: list | np.ndarray,
+               audio: list | np.ndarray, frames: list | None = None) -> _Rows:
+    """Rows of one file; ``labels`` as per-row arrays or as ``(counts, values)``; ``rgb``/``audio``
+    as ``[m, W]`` arrays or lists of ``[W]`` rows."""
+    m = len(ids)
+    if isinstance(labels, tuple):
+        counts, values = labels
     else:
-        rows = _decode_records(buf, spans, np.arange(len(table)), decode, widths, errors)
+        counts = np.array([len(x) for x in labels], np.int64)
+        values = np.concatenate(labels).astype(np.int64) if m else np.zeros(0, np.int64)
+    widths = state.widths() or (0, 0)
+    if isinstance(rgb, list):
+        rgb = np.stack(rgb) if m else np.zeros((0, widths[0]), np.float32)
+        audio = np.stack(audio) if m else np.zeros((0, widths[1]), np.float32)
+    return _Rows(file=np.full(m, number, np.int64), index=np.asarray(index, np.int64),
+                 offset=np.asarray(offset, np.int64), video_id_key=np.asarray(video_id_key, bool), ids=ids,
+                 label_counts=np.asarray(counts, np.int64), label_values=np.asarray(values, np.int64),
+                 rgb=rgb, audio=audio, frames=frames if state.keep_frames else None)
+
+
+def _read_records(path: Path, number: int, state: _State) -> tuple[_Rows, list[_Error]]:
+    """The fallback for one file: our framing finds the intact records, protobuf decodes each one."""
+    buf = path.read_bytes()
+    spans, framing = frame_records(buf)
+    errors: list[_Error] = [(number, e.index, e.reason, e.detail, e.offset) for e in framing]
+    state.report.records_read += len(spans) + len(framing)
+    cols: dict[str, list] = {k: [] for k in ("index", "offset", "key", "ids", "labels", "rgb", "audio", "frames")}
+    for index, start, length in spans:
+        offset = start - HEADER_BYTES
+        try:
+            key, vid, labels, rgb, audio = _decode_record(buf[start : start + length], state.level)
+            _check_widths(state, rgb.shape[-1], audio.shape[-1], f"{path} record {index}")
+        except _RecordError as e:
+            errors.append((number, index, e.reason, e.detail, offset))
+            continue
+        frames = None
+        if state.level == "frame":
+            rgb, audio, frames = _pool(state, rgb, audio)
+        for k, v in zip(cols, (index, offset, key == "video_id", vid, np.array(labels, np.int64), rgb, audio, frames)):
+            cols[k].append(v)
+    errors.sort(key=lambda e: e[1])  # framing and decoding errors in record order
+    rows = _make_rows(state, number, cols["index"], cols["offset"], cols["key"], cols["ids"], cols["labels"],
+                      cols["rgb"], cols["audio"], cols["frames"])
+    return rows, errors
+
+
+def _context_spec(tf: Any) -> dict:
+    # A missing id is "" (then the other key is used); two values are TensorFlow's error (fallback).
+    return {"id": tf.io.FixedLenFeature([], tf.string, default_value=""),
+            "video_id": tf.io.FixedLenFeature([], tf.string, default_value=""),
+            "labels": tf.io.RaggedFeature(tf.int64, row_splits_dtype=tf.int64)}
+
+
+def _flat(out: dict, parsed: dict) -> dict:
+    """Parsed features as plain tensors: a RaggedTensor ``key`` -> ``key`` values, ``key/splits`` row splits."""
+    for key, t in parsed.items():
+        if hasattr(t, "row_splits"):  # a RaggedTensor (labels)
+            out[key], out[key + "/splits"] = t.values, t.row_splits
+        else:
+            out[key] = t
+    return out
+
+
+def _video_dataset(tf: Any, files: list[Path], id_key: str, dims: tuple[int, int], threads: int) -> Any:
+    """One element per file: the parsed features of all its records (the id as ``"id"``).
+
+    A file TensorFlow cannot read or parse as asked (a damaged record, no ``id_key``, a feature of
+    another width than ``dims``) yields no element (its error is raised in its place), which is
+    how the reader finds the files to read again record by record.
+    """
+    names = tf.constant([str(f) for f in files])
+    spec = {id_key: tf.io.FixedLenFeature([], tf.string), "labels": _context_spec(tf)["labels"],
+            "mean_rgb": tf.io.FixedLenFeature([dims[0]], tf.float32),
+            "mean_audio": tf.io.FixedLenFeature([dims[1]], tf.float32)}
+
+    def parse(i: Any, s: Any) -> dict:
+        parsed = tf.io.parse_example(s, spec)
+        return _flat({"file": i, "id": parsed.pop(id_key)}, parsed)
+
+    plain = tf.autograph.experimental.do_not_convert  # straight-line graph code: tracing without autograph is faster
+
+    @plain
+    def one_file(i: Any) -> Any:
+        records = tf.data.TFRecordDataset(names[i]).batch(_WHOLE_FILE)
+        return records.map(plain(lambda s: parse(i, s)))
+
+    # What TFRecordDataset(num_parallel_reads=threads) does inside, with each file's records kept together.
+    return tf.data.Dataset.range(len(files)).interleave(one_file, cycle_length=threads, num_parallel_calls=threads,
+                                                         deterministic=True).with_options(_options(tf, threads))
+
+
+def _frame_dataset(tf: Any, path: Path, threads: int) -> Any:
+    """Batches of ``FRAME_BATCH`` parsed SequenceExamples of one file, frames as uint8 ``[frames, W]``."""
+    context = _context_spec(tf)
+    sequence = {key: tf.io.RaggedFeature(tf.string, row_splits_dtype=tf.int64) for key in ("rgb", "audio")}
+
+    @tf.autograph.experimental.do_not_convert
+    def parse(s: Any) -> dict:
+        ctx, seq, _ = tf.io.parse_sequence_example(s, context_features=context, sequence_features=sequence)
+        out = _flat({"length": tf.strings.length(s)}, ctx)
+        for key, r in seq.items():  # [videos, frames, values]: one bytes value per frame
+            out[key] = tf.io.decode_raw(r.flat_values, tf.uint8)  # frames of unequal size: InvalidArgumentError
+            out[key + "/splits"] = r.row_splits
+            out[key + "/one_value"] = tf.reduce_all(tf.equal(r.values.row_lengths(), 1))
+        return out
+
+    return (tf.data.TFRecordDataset(str(path)).batch(FRAME_BATCH)
+            .map(parse, num_parallel_calls=threads, deterministic=True).with_options(_options(tf, threads)))
+
+
+def _first_record(files: list[Path]) -> tuple[str, int, int, str] | None:
+    """Video level: ``(id key, rgb width, audio width, "<file> record <i>")`` of the first record that decodes."""
+    for path in files:
+        buf = path.read_bytes()
+        for index, start, length in frame_records(buf)[0]:
+            try:
+                key, _, _, rgb, audio = _decode_record(buf[start : start + length], "video")
+            except _RecordError:
+                continue
+            if len(rgb) and len(audio):
+                return key, len(rgb), len(audio), f"{path} record {index}"
+    return None
+
+
+def _tf_errors(tf: Any) -> tuple[type[Exception], ...]:
+    """What TensorFlow raises for a damaged file: DataLoss (CRC, truncation), InvalidArgument (a record
+    it cannot parse as asked), and UnicodeDecodeError when that message quotes the record's bytes and
+    so is not UTF-8 (the status cannot become a Python string, but the iterator has moved on)."""
+    return tf.errors.DataLossError, tf.errors.InvalidArgumentError, UnicodeDecodeError
+
+
+def _options(tf: Any, threads: int) -> Any:
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = threads  # "reader threads" means what it says
+    options.threading.max_intra_op_parallelism = 1
+    options.autotune.enabled = False  # fixed parallelism: the same work on every run
+    return options
+
+
+def _arrays(el: dict) -> dict[str, np.ndarray]:
+    """An element's tensors as NumPy arrays; ``np.asarray`` shares the tensor's memory (``.numpy()`` copies)."""
+    return {k: np.asarray(v) for k, v in el.items()}
+
+
+def _ids(el: dict) -> tuple[list[str], np.ndarray] | None:
+    """Ids and ``video_id``-key flags of parsed records; ``None`` unless each has a non-empty UTF-8 id."""
+    use_vid = el["id"] == b""
+    raw = np.where(use_vid, el["video_id"], el["id"]) if use_vid.any() else el["id"]
+    if not all(raw):  # neither key (or an empty id): the fallback says which
+        return None
+    try:
+        return list(map(bytes.decode, raw)), use_vid  # UTF-8
+    except UnicodeDecodeError:
+        return None
+
+
+def _tf_video_rows(el: dict, number: int, id_key: str, state: _State) -> _Rows | None:
+    """Rows of one file parsed by TensorFlow; ``None`` when a record needs the record-by-record read."""
+    el = _arrays(el)
+    if not all(el["id"]):  # an empty id: the fallback says so
+        return None
+    try:
+        ids = list(map(bytes.decode, el["id"]))  # UTF-8
+    except UnicodeDecodeError:
+        return None
+    n = len(ids)
+    state.report.records_read += n
+    # Byte offsets only matter for an error message: found then, by _locate (-1 until then).
+    return _make_rows(state, number, np.arange(n), np.full(n, -1, np.int64), np.full(n, id_key == "video_id"), ids,
+                      (np.diff(el["labels/splits"]), el["labels"]), el["mean_rgb"], el["mean_audio"])
+
+
+def _tf_frame_rows(tf: Any, path: Path, number: int, state: _State, threads: int) -> _Rows | None:
+    """Rows of one frame-level file parsed by TensorFlow; ``None`` when it needs the record-by-record read."""
+    cols: dict[str, list] = {k: [] for k in ("offset", "key", "ids", "labels", "rgb", "audio", "frames")}
+    start = 0
+    try:
+        for el in _frame_dataset(tf, path, threads):
+            el = _arrays(el)
+            got = _ids(el)
+            frames = np.diff(el["rgb/splits"])
+            if (got is None or not (el["rgb/one_value"] and el["audio/one_value"])
+                    or not np.array_equal(frames, np.diff(el["audio/splits"])) or not frames.all()):
+                return None
+            _check_widths(state, el["rgb"].shape[1], el["audio"].shape[1], f"{path} record {len(cols['ids'])}")
+            offsets = _offsets(el["length"], start)
+            start = int(offsets[-1]) + int(el["length"][-1]) + HEADER_BYTES + FOOTER_BYTES
+            labels = np.split(el["labels"], el["labels/splits"][1:-1])
+            for r in range(len(frames)):
+                a, b = el["rgb/splits"][r], el["rgb/splits"][r + 1]
+                rgb, audio, kept = _pool(state, el["rgb"][a:b], el["audio"][a:b])
+                for k, v in zip(cols, (offsets[r], got[1][r], got[0][r], labels[r], rgb, audio, kept)):
+                    cols[k].append(v)
+    except (*_tf_errors(tf), _RecordError):
+        return None
+    n = len(cols["ids"])
+    state.report.records_read += n
+    return _make_rows(state, number, np.arange(n), cols["offset"], cols["key"], cols["ids"], cols["labels"],
+                      cols["rgb"], cols["audio"], cols["frames"])
+
+
+def _reserve(state: _State, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Video level: views of the next ``m`` free rows of the result arrays (allocated, grown as needed)."""
+    if state.out_rgb is None:
+        capacity = max(_max_videos(state.total_bytes, state.dims), m)
+        state.out_rgb = np.empty((capacity, state.dims[0]), np.float32)
+        state.out_audio = np.empty((capacity, state.dims[1]), np.float32)
+    if state.filled + m > len(state.out_rgb):  # only if a file grew after it was sized
+        grow = max(m, len(state.out_rgb) // 2)
+        state.out_rgb = np.concatenate([state.out_rgb, np.empty((grow, state.dims[0]), np.float32)])
+        state.out_audio = np.concatenate([state.out_audio, np.empty((grow, state.dims[1]), np.float32)])
+    end = state.filled + m
+    return state.out_rgb[state.filled : end], state.out_audio[state.filled : end]
+
+
+def _locate(errors: list[_Error], state: _State) -> list[_Error]:
+    """Errors with the byte offsets that TensorFlow's path left unknown (-1), from the file's framing."""
+    spans: dict[int, list] = {}
+    out = []
+    for file_number, index, reason, detail, offset in errors:
+        if offset == -1:
+            if file_number not in spans:
+                spans[file_number] = frame_records(Path(state.files[file_number]).read_bytes())[0]
+            offset = spans[file_number][index][1] - HEADER_BYTES  # TensorFlow read it: the file is intact
+        out.append((file_number, index, reason, detail, offset))
+    return out
+
+
+def _commit(rows: _Rows, errors: list[_Error], state: _State) -> int:
+    """Validate one file's rows, raise or report its errors, keep the good rows; return how many."""
     keep = _validate(rows, state, errors)
     if errors:
         errors.sort(key=lambda e: (e[0], e[1]))  # file order, then record order
+        errors[:] = _locate(errors, state)
         if state.on_error == "raise":
             file_number, index, reason, detail, offset = errors[0]
             raise TFRecordError(state.files[file_number], index, reason, detail, offset)
@@ -603,42 +733,89 @@ def _read_batch(batch: list[tuple[Path, int]], decode: Callable, widths: tuple[i
             state.report.add(state.files[file_number], index, reason, detail, offset)
     if not keep.all():
         rows = rows.take(np.flatnonzero(keep))
-    if state.out_rgb is not None:  # straight into the result while the rows are still in cache
-        m = len(rows.ids)
-        if state.filled + m > len(state.out_rgb):  # only if a file grew after it was sized
-            grow = max(m, len(state.out_rgb) // 2)
-            state.out_rgb = np.concatenate([state.out_rgb, np.empty((grow, widths[0]), np.float32)])
-            state.out_audio = np.concatenate([state.out_audio, np.empty((grow, widths[1]), np.float32)])
-        state.out_rgb[state.filled : state.filled + m] = rows.rgb
-        state.out_audio[state.filled : state.filled + m] = rows.audio
+    m = len(rows.ids)
+    if state.level == "video" and m:  # the features live in the result arrays; the rows keep the rest
+        rgb, audio = _reserve(state, m)
+        if rows.rgb.ctypes.data != rgb.ctypes.data:  # not already in place (see _Rows.concat)
+            rgb[:] = rows.rgb
+            audio[:] = rows.audio
         state.filled += m
         rows.rgb = rows.audio = None
     state.kept.append(rows)
-    return len(rows.ids)
+    return m
 
 
-def _batches(files: list[Path], limit: int, report: SkipReport) -> Iterator[list[tuple[Path, int]]]:
-    """Group non-empty files into batches of about ``limit`` bytes (empty files: warned and noted)."""
-    batch: list[tuple[Path, int]] = []
-    size = 0
-    for path in files:
-        n = path.stat().st_size
-        if n == 0:
-            warnings.warn(f"{path}: empty TFRecord file, read as zero records", stacklevel=3)
-            report.note("empty_files")
-            report.files_read += 1
-            continue
-        if batch and size + n > limit:
-            yield batch
-            batch, size = [], 0
-        batch.append((path, n))
-        size += n
-    if batch:
-        yield batch
+def _read_files(files: list[Path], state: _State, threads: int, bar: Any) -> None:
+    """Read every (non-empty) file, TensorFlow first, record by record where it fails; in file order."""
+    tf = tensorflow()
+    state.files = [str(f) for f in files]
+
+    def done(rows: _Rows, errors: list[_Error], count: int = 1) -> None:
+        state.count += _commit(rows, errors, state)
+        state.report.files_read += count
+        bar.update(count)
+        if not bar.disable:
+            bar.set_postfix(videos=state.count, skipped=len(state.report))
+
+    if state.level == "frame":
+        for number, path in enumerate(files):
+            rows = _tf_frame_rows(tf, path, number, state, threads)
+            done(*((rows, []) if rows is not None else _read_records(path, number, state)))
+        return
+    # parse_example needs the id key and the widths up front: those of the first record. A file
+    # with the other key (2017 and 2018 mixed) or other widths then takes the fallback, which says why.
+    first = _first_record(files)
+    if first is None:  # no record anywhere decodes: read every file record by record, to say why
+        for number, path in enumerate(files):
+            done(*_read_records(path, number, state))
+        return
+    id_key, rgb, audio, where = first
+    if None in state.dims:
+        state.dims = (state.dims[0] or rgb, state.dims[1] or audio)  # a given width stays as given
+        state.dims_where = where
+    pending: list[_Rows] = []  # TensorFlow's rows, validated together in batches of ~COMMIT_ROWS
+    following = 0  # next file expected from TensorFlow, which yields files in order
+
+    def flush() -> None:
+        if pending:  # straight into the result arrays: one copy of the features in all
+            done(_Rows.concat(pending, *_reserve(state, sum(len(r.ids) for r in pending))), [], len(pending))
+            pending.clear()
+
+    def fallback(until: int) -> None:
+        nonlocal following
+        for number in range(following, until):  # TensorFlow failed on these: read them record by record
+            flush()
+            done(*_read_records(files[number], number, state))
+        following = until
+
+    it = iter(_video_dataset(tf, files, id_key, state.dims, threads))
+    while True:
+        try:
+            el = next(it)
+        except StopIteration:
+            break
+        except _tf_errors(tf):
+            continue  # that file yields no element; the gap it leaves sends it to the fallback
+        number = int(el["file"])
+        if number < following:
+            raise RuntimeError(f"tf.data delivered {files[number]} out of order")
+        fallback(number)
+        rows = _tf_video_rows(el, number, id_key, state)
+        if rows is None:
+            flush()
+            done(*_read_records(files[number], number, state))
+        else:
+            pending.append(rows)
+            if sum(len(r.ids) for r in pending) >= COMMIT_ROWS:
+                flush()
+        following = number + 1
+    fallback(len(files))
+    flush()
 
 
 def _stack(parts: list[np.ndarray], width: int) -> np.ndarray:
     """Rows of all files as one array (no copy for a single file)."""
+    parts = [p for p in parts if len(p)]  # a file with no good record may predate the widths: [0, 0]
     if len(parts) == 1:
         return parts[0]
     return np.concatenate(parts) if parts else np.zeros((0, width), np.float32)
@@ -650,42 +827,6 @@ def _describe(spec: Any, files: list[Path]) -> str:
     if len(files) <= 3:
         return ", ".join(str(f) for f in files)
     return f"{len(files)} files: {files[0]} ... {files[-1]}"
-
-
-def detect_dims(files: Sequence[Path], level: str = "video") -> tuple[int, int]:
-    """``(rgb_dim, audio_dim)`` of the first record of the first non-empty file.
-
-    Video level: the lengths of ``mean_rgb`` / ``mean_audio``; frame level: the byte length of
-    the first ``rgb`` / ``audio`` frame. YouTube-8M's sizes (1024, 128) when nothing is found.
-    """
-    for path in files:
-        try:
-            rec = next(iter(iter_tfrecord(path)), None)
-        except (OSError, ValueError):  # unreadable here: the reader proper reports it
-            continue
-        if rec is None:
-            continue
-        try:
-            if level == "video":
-                feats = wire.parse_example(rec) or {}
-                dims = []
-                for key, default in ((b"mean_rgb", RGB_DIM), (b"mean_audio", AUDIO_DIM)):
-                    if key not in feats:
-                        dims.append(default)
-                        continue
-                    _, spans = wire.feature_kind(rec, *feats[key])
-                    dims.append(len(wire.float_values(rec, spans)))
-                return dims[0], dims[1]
-            parsed = wire.parse_sequence_example(rec)
-            lists = parsed[1] if parsed else {}
-            dims = []
-            for key, default in ((b"rgb", RGB_DIM), (b"audio", AUDIO_DIM)):
-                frames = wire.bytes_frames(rec, *lists[key]) if key in lists else None
-                dims.append(int(frames.shape[1]) if frames is not None and len(frames) else default)
-            return dims[0], dims[1]
-        except (wire.WireError, IndexError):  # malformed: the reader proper reports it
-            continue
-    return RGB_DIM, AUDIO_DIM
 
 
 def read_tfrecords(
@@ -700,10 +841,11 @@ def read_tfrecords(
     *,
     top_k: int = 5,
     require_labels: bool = False,
-    rgb_dim: int | None = RGB_DIM,
-    audio_dim: int | None = AUDIO_DIM,
+    rgb_dim: int | None = None,
+    audio_dim: int | None = None,
+    num_parallel_reads: int | None = None,
 ) -> VideoSet:
-    """Read YouTube-8M TFRecords into a :class:`VideoSet`.
+    """Read YouTube-8M TFRecords into a :class:`VideoSet` (TensorFlow parses; see the module doc).
 
     Video-level records are ``tf.train.Example`` with ``id`` (2018) or ``video_id`` (2017),
     ``labels`` (int64), ``mean_rgb`` (1024 floats) and ``mean_audio`` (128 floats). Frame-level
@@ -732,10 +874,14 @@ def read_tfrecords(
         top_k: the ``k`` of ``"topk"`` pooling.
         require_labels: treat a record without labels as bad (by default an unlabelled video is
             valid and counted in ``skipped.info["unlabelled"]``).
-        rgb_dim, audio_dim: feature sizes every record must have (YouTube-8M: 1024 and 128; e.g.
-            1280 for files written by ``vidsage ingest`` with EfficientNet features). The pooled
-            widths and ``frames`` (``rgb_dim + audio_dim``) follow them. ``None``: take the
-            size from the first record found (every later record must agree).
+        rgb_dim, audio_dim: feature sizes every record must have (YouTube-8M: 1024 and 128; 1280
+            rgb for files written by ``vidsage ingest``). ``None`` (default): the sizes of the
+            first record read, and every other record must agree (one that does not is a
+            ``wrong_length`` bad record). The pooled widths and ``frames`` (``rgb + audio``)
+            follow them; an empty result has YouTube-8M's widths.
+        num_parallel_reads: video level: files read and parsed at once by tf.data threads; frame
+            level: record batches parsed at once. ``None``: ``min(#files, os.cpu_count())``. The
+            result is the same for every value (file order).
 
     Returns:
         The videos in file order; ``skipped`` holds the :class:`SkipReport` (also when empty).
@@ -753,42 +899,40 @@ def read_tfrecords(
         raise ValueError(f"num_classes must be positive, got {num_classes}")
     if max_frames < 1:
         raise ValueError(f"max_frames must be >= 1, got {max_frames}")
-    files = resolve_paths(paths_or_glob)
-    if rgb_dim is None or audio_dim is None:
-        found = detect_dims(files, level)
-        rgb_dim = found[0] if rgb_dim is None else rgb_dim
-        audio_dim = found[1] if audio_dim is None else audio_dim
-    if rgb_dim < 1 or audio_dim < 1:
-        raise ValueError(f"rgb_dim and audio_dim must be positive, got {rgb_dim}, {audio_dim}")
+    if (rgb_dim is not None and rgb_dim < 1) or (audio_dim is not None and audio_dim < 1):
+        raise ValueError(f"rgb_dim and audio_dim must be positive (or None), got {rgb_dim}, {audio_dim}")
+    if num_parallel_reads is not None and num_parallel_reads < 1:
+        raise ValueError(f"num_parallel_reads must be >= 1 (or None), got {num_parallel_reads}")
     blocks = parse_pooling(pooling, top_k)
     if level == "video":
         if blocks != [("mean", 1)]:
             raise ValueError(f"video-level records are already frame means; pooling={pooling!r} needs level='frame'")
         if keep_frames:
             raise ValueError("keep_frames=True needs level='frame' (video-level records hold no frames)")
-        decode = functools.partial(_decode_video, rgb_dim=rgb_dim, audio_dim=audio_dim)
-    else:
-        decode = _frame_decoder(max_frames, blocks, keep_frames, rgb_dim, audio_dim)
-    width = sum(k for _, k in blocks)
-    widths = (rgb_dim * width, audio_dim * width)
+    files = resolve_paths(paths_or_glob)
     report = SkipReport()
-    state = _State(on_error=on_error, num_classes=num_classes, require_labels=require_labels, report=report)
-    vectorised = level == "video"
-    if vectorised:  # rows go straight into the result arrays, sized by an upper bound
-        capacity = _max_videos(files, rgb_dim, audio_dim)
-        state.out_rgb = np.empty((capacity, rgb_dim), np.float32)
-        state.out_audio = np.empty((capacity, audio_dim), np.float32)
-    bar = tqdm(total=len(files), desc=f"reading {level}-level TFRecords", unit="file", disable=not progress)
-    kept = 0
-    # Frame-level files are big and decoded record by record anyway: one file per batch.
-    limit = BATCH_BYTES if vectorised else 1
-    for batch in _batches(files, limit, report):
-        kept += _read_batch(batch, decode, widths, state, vectorised)
-        bar.update(len(batch))
-        if progress:
-            bar.set_postfix(videos=kept, skipped=len(report))
+    state = _State(level=level, on_error=on_error, num_classes=num_classes, require_labels=require_labels,
+                   report=report, blocks=blocks, max_frames=max_frames, keep_frames=keep_frames,
+                   dims=(rgb_dim, audio_dim), dims_given=(rgb_dim is not None, audio_dim is not None))
+    nonempty = []
+    for path in files:
+        size = path.stat().st_size
+        if size == 0:
+            warnings.warn(f"{path}: empty TFRecord file, read as zero records", stacklevel=2)
+            report.note("empty_files")
+            report.files_read += 1
+            continue
+        nonempty.append(path)
+        state.total_bytes += size
+    threads = num_parallel_reads or max(1, min(len(nonempty), os.cpu_count() or 1))
+    bar = tqdm(total=len(nonempty), desc=f"reading {level}-level TFRecords", unit="file", disable=not progress)
+    if nonempty:
+        _read_files(nonempty, state, threads, bar)
     bar.close()
 
+    dims = (state.dims[0] or RGB_DIM, state.dims[1] or AUDIO_DIM)  # nothing read: YouTube-8M's widths
+    width = sum(k for _, k in blocks)
+    widths = (dims[0] * width, dims[1] * width)
     resolved_classes = num_classes or NUM_CLASSES_BY_ID_KEY[state.id_key or "id"]
     ids_flat = [v for rows in state.kept for v in rows.ids]
     labels = csr_from_counts(np.concatenate([r.label_counts for r in state.kept] or [np.zeros(0, np.int64)]),
@@ -799,7 +943,7 @@ def read_tfrecords(
         kept_frames = [f for rows in state.kept for f in (rows.frames or [])]
         num_frames = np.array([f.shape[0] for f in kept_frames], np.int32)
         longest = int(num_frames.max()) if len(num_frames) else 0
-        frames = np.zeros((len(kept_frames), longest, rgb_dim + audio_dim), np.float16)
+        frames = np.zeros((len(kept_frames), longest, sum(dims)), np.float16)
         for i, f in enumerate(kept_frames):
             frames[i, : f.shape[0]] = f
     videos = VideoSet(

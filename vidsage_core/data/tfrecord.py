@@ -1,15 +1,18 @@
-"""TFRecord framing: read and write the container format without TensorFlow.
+"""TFRecord files: TensorFlow (imported lazily) writes them; the record framing localises damage.
 
-A TFRecord file is a sequence of records, each framed as::
+TensorFlow reads and writes TFRecords for us (:func:`tensorflow` imports it on first use, so
+``import vidsage_core`` stays fast). What is left here is the container's framing, which the
+reader's fallback needs to name a damaged record and read on past it::
 
     uint64 length (little-endian)
     uint32 masked_crc32c(length bytes)
     byte   data[length]
     uint32 masked_crc32c(data)
 
-with ``mask(crc) = ((crc >> 15) | (crc << 17)) + 0xa282ead8 (mod 2**32)``. A data-CRC failure
-damages one record only (the length is trusted, so reading continues with the next one); a
-length-CRC failure loses the framing, so the rest of that file cannot be read.
+with ``mask(crc) = ((crc >> 15) | (crc << 17)) + 0xa282ead8 (mod 2**32)`` (CRC-32C from the
+``crc32c`` package). A data-CRC failure damages one record only (the length is trusted, so
+reading continues with the next one); a length-CRC failure loses the framing, so the rest of that
+file cannot be read.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import crc32c
-import numpy as np
 
 _MASK_DELTA = 0xA282EAD8
 _LENGTH = struct.Struct("<Q")
+_CRC = struct.Struct("<I")
 HEADER_BYTES = 12  # uint64 length + uint32 masked crc of the length
 FOOTER_BYTES = 4  # uint32 masked crc of the data
 
@@ -32,6 +36,14 @@ FOOTER_BYTES = 4  # uint32 masked crc of the data
 TRUNCATED = "truncated"  # the file ends inside a record
 LENGTH_CRC = "length_crc"  # the length field is damaged: framing lost, rest of file unread
 DATA_CRC = "data_crc"  # the record's payload is damaged
+
+
+def tensorflow() -> ModuleType:
+    """TensorFlow, imported on first use (it takes seconds), with its C++ start-up chatter off."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    return tf
 
 
 class TFRecordError(ValueError):
@@ -71,108 +83,51 @@ class FramingError:
     detail: str
 
 
-def _crc32c_table() -> np.ndarray:
-    """Byte-wise lookup table of CRC-32C (Castagnoli, reflected polynomial 0x82F63B78)."""
-    t = np.arange(256, dtype=np.uint32)
-    for _ in range(8):
-        t = np.where(t & 1, (t >> 1) ^ np.uint32(0x82F63B78), t >> 1).astype(np.uint32)
-    return t
-
-
-_CRC_TABLE = _crc32c_table()
-
-
-def _mask(crc: np.ndarray) -> np.ndarray:
-    crc = crc.astype(np.uint64)
-    return ((((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF).astype(np.uint32)
-
-
-def crc32c_rows(rows: np.ndarray) -> np.ndarray:
-    """CRC-32C of each row of a uint8 ``[n, k]`` array, vectorised over rows (for short rows)."""
-    crc = np.full(rows.shape[0], 0xFFFFFFFF, np.uint32)
-    for k in range(rows.shape[1]):
-        crc = _CRC_TABLE[(crc ^ rows[:, k]) & 0xFF] ^ (crc >> 8)
-    return crc ^ np.uint32(0xFFFFFFFF)
-
-
-def _u32_at(b: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Little-endian uint32 at each (unaligned) byte offset."""
-    return np.ascontiguousarray(b[offsets[:, None] + np.arange(4)]).view("<u4").ravel()
-
-
-def frame_records(buf: bytes, verify_crc: bool = True) -> tuple[list[tuple[int, int, int]], list[FramingError]]:
-    """Split the bytes of one TFRecord file into records.
+def frame_records(buf: bytes | memoryview) -> tuple[list[tuple[int, int, int]], list[FramingError]]:
+    """Split the bytes of one TFRecord file into records, checking both CRCs of each.
 
     Args:
-        buf: the whole file (bytes, mmap or any buffer).
-        verify_crc: check both masked CRC-32Cs (disable only to measure their cost).
+        buf: the whole file.
 
     Returns:
         ``(spans, errors)``: ``spans`` lists ``(index, data_start, data_length)`` for every record
         whose framing and data CRC are intact, in file order; ``errors`` lists the
-        :class:`FramingError` of every damaged record (a data-CRC failure skips one record; a
-        truncation or length-CRC failure ends the file, since nothing after it can be framed).
+        :class:`FramingError` of every damaged record, in file order (a data-CRC failure skips
+        one record; a truncation or length-CRC failure ends the file, since nothing after it can
+        be framed).
     """
-    # Pass 1 walks the length chain (it is sequential) without checking anything; pass 2 checks
-    # the CRCs of all records at once. The result is that of checking each record as it is met:
-    # the walk after a record whose length fails its CRC is cut off at that record.
-    size = len(buf)
-    unpack = _LENGTH.unpack_from
-    headers: list[int] = []
-    lengths: list[int] = []
-    pos = 0
-    stop: tuple[str, int, int] | None = None  # ("header" | "data", offset, length)
+    view = memoryview(buf)
+    size = len(view)
+    spans: list[tuple[int, int, int]] = []
+    errors: list[FramingError] = []
+    pos = index = 0
     while pos < size:
         if size - pos < HEADER_BYTES:
-            stop = ("header", pos, 0)
+            errors.append(FramingError(index, pos, TRUNCATED, f"{size - pos} trailing bytes, a header needs 12"))
             break
-        length = unpack(buf, pos)[0]
-        end = pos + HEADER_BYTES + length + FOOTER_BYTES
-        if end > size:
-            stop = ("data", pos, length)
-            break
-        headers.append(pos)
-        lengths.append(length)
-        pos = end
-    errors: list[FramingError] = []
-    n = len(headers)
-    if verify_crc and (n or (stop and stop[0] == "data")):
-        b = np.frombuffer(buf, np.uint8)
-        h = np.array(headers + ([stop[1]] if stop and stop[0] == "data" else []), np.int64)
-        bad = _mask(crc32c_rows(b[h[:, None] + np.arange(8)])) != _u32_at(b, h + 8)
-        if bad.any():
-            first = int(np.argmax(bad))
-            at = int(h[first])
+        length = _LENGTH.unpack_from(view, pos)[0]
+        if masked_crc32c(view[pos : pos + 8]) != _CRC.unpack_from(view, pos + 8)[0]:
             errors.append(FramingError(
-                first, at, LENGTH_CRC,
-                f"length field fails its CRC; framing lost, the last {size - at} bytes of the file are unread"))
-            n = first
-            stop = None
-    if stop is not None:
-        kind, at, length = stop
-        detail = (f"{size - at} trailing bytes, a header needs 12" if kind == "header"
-                  else f"record of {length} bytes needs {HEADER_BYTES + length + FOOTER_BYTES}, only {size - at} left")
-        errors.append(FramingError(n, at, TRUNCATED, detail))
-    starts = [p + HEADER_BYTES for p in headers[:n]]
-    lengths = lengths[:n]
-    keep = list(range(n))
-    if verify_crc and n:
-        s_arr = np.array(starts, np.int64)
-        e_arr = s_arr + np.array(lengths, np.int64)
-        # map() keeps the per-record loop in C: slice objects -> zero-copy views -> crc32c
-        views = map(memoryview(buf).__getitem__, map(slice, starts, e_arr.tolist()))
-        computed = np.fromiter(map(crc32c.crc32c, views), np.uint32, n)
-        bad = _mask(computed) != _u32_at(np.frombuffer(buf, np.uint8), e_arr)
-        if bad.any():
-            data_errors = [FramingError(i, headers[i], DATA_CRC, f"payload of {lengths[i]} bytes fails its CRC")
-                           for i in np.flatnonzero(bad).tolist()]
-            errors = data_errors + errors
-            keep = np.flatnonzero(~bad).tolist()
-    return [(i, starts[i], lengths[i]) for i in keep], errors
+                index, pos, LENGTH_CRC,
+                f"length field fails its CRC; framing lost, the last {size - pos} bytes of the file are unread"))
+            break
+        start = pos + HEADER_BYTES
+        end = start + length
+        if end + FOOTER_BYTES > size:
+            errors.append(FramingError(index, pos, TRUNCATED, f"record of {length} bytes needs "
+                                       f"{HEADER_BYTES + length + FOOTER_BYTES}, only {size - pos} left"))
+            break
+        if masked_crc32c(view[start:end]) != _CRC.unpack_from(view, end)[0]:
+            errors.append(FramingError(index, pos, DATA_CRC, f"payload of {length} bytes fails its CRC"))
+        else:
+            spans.append((index, start, length))
+        pos = end + FOOTER_BYTES
+        index += 1
+    return spans, errors
 
 
 def iter_tfrecord(path: str | os.PathLike) -> Iterator[bytes]:
-    """Yield the payload of every record of one file, raising :class:`TFRecordError` on damage."""
+    """Yield the payload of every record of one file, raising :class:`TFRecordError` at the first damage."""
     buf = Path(path).read_bytes()
     spans, errors = frame_records(buf)
     first_error = errors[0].index if errors else None
@@ -186,28 +141,31 @@ def iter_tfrecord(path: str | os.PathLike) -> Iterator[bytes]:
 
 
 def encode_record(data: bytes) -> bytes:
-    """Frame one payload as a TFRecord record (header, data, footer)."""
-    length = struct.pack("<Q", len(data))
-    return b"".join(
-        (length, struct.pack("<I", masked_crc32c(length)), data, struct.pack("<I", masked_crc32c(data)))
-    )
+    """One payload framed as a TFRecord record (header, data, footer), e.g. to splice into a file."""
+    length = _LENGTH.pack(len(data))
+    return b"".join((length, _CRC.pack(masked_crc32c(length)), data, _CRC.pack(masked_crc32c(data))))
 
 
 def write_tfrecord(path: str | os.PathLike, payloads: Iterable[bytes]) -> Path:
-    """Write payloads as one uncompressed TFRecord file (atomically: a reader never sees half a file).
+    """Write payloads with ``tf.io.TFRecordWriter``, atomically (a reader never sees half a file).
 
     Args:
-        path: output file; parent directories are created.
-        payloads: serialized records (e.g. ``tf.train.Example`` bytes).
+        path: output file (uncompressed TFRecord); parent directories are created.
+        payloads: serialized records (e.g. ``tf.train.Example.SerializeToString()``).
 
     Returns:
         The path written.
     """
+    tf = tensorflow()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        for data in payloads:
-            f.write(encode_record(data))
+    try:
+        with tf.io.TFRecordWriter(str(tmp)) as writer:
+            for data in payloads:
+                writer.write(data)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(path)
     return path

@@ -1,9 +1,11 @@
-"""Write YouTube-8M TFRecords (video- and frame-level) in the dataset's exact schema, without TensorFlow.
+"""Write YouTube-8M TFRecords (video- and frame-level) in the dataset's exact schema, with TensorFlow.
 
 Video level: ``tf.train.Example`` with ``id`` (bytes), ``labels`` (int64 list), ``mean_rgb``
 (1024 floats), ``mean_audio`` (128 floats). Frame level: ``tf.train.SequenceExample`` with context
 ``id``/``labels`` and feature lists ``rgb``/``audio``, one uint8 string per frame (features
-quantised as YouTube-8M does, see :func:`vidsage_core.data.reader.quantize`).
+quantised as YouTube-8M does, see :func:`vidsage_core.data.reader.quantize`). The messages are
+``tf.train.Example`` / ``tf.train.SequenceExample`` and the files are written by
+``tf.io.TFRecordWriter`` (:func:`.tfrecord.write_tfrecord`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vidsage_core.data import wire
 from vidsage_core.data.reader import AUDIO_DIM, RGB_DIM, quantize
-from vidsage_core.data.tfrecord import write_tfrecord
+from vidsage_core.data.tfrecord import tensorflow, write_tfrecord
 
 
 def _check_ids(ids: Sequence[str], n: int, what: str) -> None:
@@ -24,23 +25,45 @@ def _check_ids(ids: Sequence[str], n: int, what: str) -> None:
         raise ValueError(f"{what}: {len(ids)} ids for {n} videos")
 
 
+def _context(tf, vid: str, labels: Sequence[int], id_key: str) -> dict:
+    return {id_key: tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(vid).encode("utf-8")])),
+            "labels": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(x) for x in labels]))}
+
+
 def video_example(vid: str, rgb: np.ndarray, audio: np.ndarray, labels: Sequence[int], id_key: str = "id") -> bytes:
-    """Serialized video-level ``tf.train.Example`` of one video (feature order as in the 2018 files)."""
-    return wire.example({
-        id_key: wire.bytes_feature([str(vid).encode("utf-8")]),
-        "labels": wire.int64_feature(labels),
-        "mean_rgb": wire.float_feature(rgb),
-        "mean_audio": wire.float_feature(audio),
-    })
+    """Serialized video-level ``tf.train.Example`` of one video.
+
+    Args:
+        vid: video id.
+        rgb, audio: float ``[D_rgb]`` / ``[D_audio]`` features (stored as float32).
+        labels: class indices (may be empty).
+        id_key: ``"id"`` (2018 schema) or ``"video_id"`` (2017 schema).
+    """
+    tf = tensorflow()
+    feature = _context(tf, vid, labels, id_key)
+    for name, x in (("mean_rgb", rgb), ("mean_audio", audio)):
+        feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=np.asarray(x, np.float32).ravel()))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
 def frame_sequence_example(vid: str, rgb_q: np.ndarray, audio_q: np.ndarray, labels: Sequence[int],
                            id_key: str = "id") -> bytes:
-    """Serialized frame-level ``tf.train.SequenceExample`` from already quantised uint8 frames."""
-    return wire.sequence_example(
-        {id_key: wire.bytes_feature([str(vid).encode("utf-8")]), "labels": wire.int64_feature(labels)},
-        {"rgb": wire.bytes_feature_list(rgb_q), "audio": wire.bytes_feature_list(audio_q)},
-    )
+    """Serialized frame-level ``tf.train.SequenceExample`` from already quantised frames.
+
+    Args:
+        vid: video id.
+        rgb_q, audio_q: uint8 ``[F, D_rgb]`` / ``[F, D_audio]``; each row becomes one time step (bytes).
+        labels: class indices.
+        id_key: ``"id"`` or ``"video_id"``.
+    """
+    tf = tensorflow()
+    lists = {}
+    for name, q in (("rgb", rgb_q), ("audio", audio_q)):
+        q = np.ascontiguousarray(q, np.uint8)
+        lists[name] = tf.train.FeatureList(feature=[
+            tf.train.Feature(bytes_list=tf.train.BytesList(value=[row.tobytes()])) for row in q])
+    return tf.train.SequenceExample(context=tf.train.Features(feature=_context(tf, vid, labels, id_key)),
+                                    feature_lists=tf.train.FeatureLists(feature_list=lists)).SerializeToString()
 
 
 def write_video_level_tfrecord(

@@ -92,11 +92,7 @@ def process_video(path: str | Path, encoder: FrameEncoder, tagger: ObjectTagger 
 # --------------------------------------------------------------------------------------------
 def write_frame_level_records(path: str | Path, ids: Sequence[str], rgb_frames: Sequence[np.ndarray],
                               labels: Sequence[Sequence[int]]) -> Path:
-    """Frame-level YouTube-8M records of any rgb width, with zero audio.
-
-    ``data.write_frame_level_tfrecord`` insists on 1024-d rgb; this builds the same
-    ``SequenceExample`` with the data layer's own pieces (``writer.frame_sequence_example``,
-    ``quantize``, ``tfrecord.write_tfrecord``) for our 1280-d frames.
+    """Frame-level YouTube-8M records of any rgb width, with zero audio (``data.write_frame_level_tfrecord``).
 
     Args:
         path: output file.
@@ -104,12 +100,11 @@ def write_frame_level_records(path: str | Path, ids: Sequence[str], rgb_frames: 
         rgb_frames: per video float ``[F_i, D]`` (already scaled into ``[-2, 2]``).
         labels: per video class indices.
     """
-    from vidsage_core.data import quantize, write_tfrecord
-    from vidsage_core.data.writer import frame_sequence_example
+    from vidsage_core.data import write_frame_level_tfrecord
 
-    zero_audio = quantize(np.zeros((1, AUDIO_DIM), np.float32))[0]  # the byte that dequantises to ~0
-    return write_tfrecord(path, (frame_sequence_example(vid, quantize(f), np.tile(zero_audio, (len(f), 1)), labs)
-                                 for vid, f, labs in zip(ids, rgb_frames, labels)))
+    width = rgb_frames[0].shape[1] if len(rgb_frames) else FEATURE_DIM
+    silence = [np.zeros((len(f), AUDIO_DIM), np.float32) for f in rgb_frames]  # quantised to the level nearest 0
+    return write_frame_level_tfrecord(path, ids, rgb_frames, silence, labels, rgb_dim=width)
 
 
 class _ShardWriter:
