@@ -185,7 +185,7 @@ def knn_rows(res: list[dict]) -> list[Row]:
                 extra["same_neighbour_ids"] = peer["agree_with_vidsage"]
             reps = int(min(ours.get("repeats") or 0, (peer or {}).get("repeats") or 0)) if not basis else 1
             rows.append(Row(group="knn", name="exact kNN graph (all N videos as queries)", size=size, metric=metric,
-                            higher_is_better=False, ours_label="vidsage_core.graph.knn exact (torch matmul + top-k in query blocks, "
+                            higher_is_better=False, ours_label="vidsage_core.knn.knn exact (torch matmul + top-k in query blocks, "
                                                                "self excluded)",
                             peer_label=label, ours=ours_s, peer=peer_s, repeats=reps,
                             ours_mem_mb=ours.get("peak_rss_mb"), peer_mem_mb=(peer or {}).get("peak_rss_mb"),
@@ -220,8 +220,8 @@ def knn_rows(res: list[dict]) -> list[Row]:
                     extra[key] = a[key]
             rows.append(Row(group="knn", name=f"approximate kNN graph ({mode}) vs exact", size=size, metric="s",
                             higher_is_better=False,
-                            ours_label=f"vidsage_core.graph.knn(mode='{mode}') {a.get('params')}",
-                            peer_label="vidsage_core.graph.knn exact" + est,
+                            ours_label=f"vidsage_core.knn.knn(mode='{mode}') {a.get('params')}",
+                            peer_label="vidsage_core.knn.knn exact" + est,
                             ours=float(a["seconds"]) if a.get("status") == "ok" else None, peer=exact_s,
                             repeats=int(a.get("repeats") or 0), ours_mem_mb=a.get("peak_rss_mb"),
                             peer_mem_mb=None if ours.get("estimated") else ours.get("peak_rss_mb"),

@@ -14,8 +14,8 @@ import torch
 
 from vidsage_core.graph import build_graph, lite_graph
 from vidsage_core.model import build_model
-from vidsage_core.train import (TrainConfig, closure_subgraph, embed, embed_nodes, in_csr, load_model, lr_factor,
-                                main, train)
+from vidsage_core.embed import closure_subgraph, embed, embed_nodes, in_csr
+from vidsage_core.train import TrainConfig, load_model, lr_factor, main, train
 
 
 def synthetic_clusters(n: int = 120, d: int = 16, clusters: int = 6, seed: int = 0):

@@ -28,6 +28,9 @@ from typing import Any
 import numpy as np
 
 from vidsage_core import paths
+from vidsage_core.embed import embed
+from vidsage_core.infer import InductiveEmbedder
+from vidsage_core.train import TrainConfig, TrainResult, train
 from vidsage_core.utils import load_json, resolve_device, save_json, to_jsonable
 
 VARIANT_METHOD = {"raw": "raw", "frame": "frame", "sgc": "sgc", "lite": "litevidsage",
@@ -109,7 +112,7 @@ def sgc_features(x_trainval: np.ndarray, x_test: np.ndarray, k: int = 25,
     Returns:
         float32 ``[N, 2D]`` for train+val and ``[M, 2D]`` for test.
     """
-    from vidsage_core.graph import knn
+    from vidsage_core.knn import knn
 
     k = min(k, len(x_trainval) - 1)  # small data sets have fewer neighbours to average
     _, idx_tv = knn(x_trainval, k, mode=mode, device=device)
@@ -209,6 +212,46 @@ def build_variant_graph(variant: str, prepared: Prepared, config: RunConfig,
     return graph, object_sets, source
 
 
+def train_and_embed(x_trainval: np.ndarray, graph, x_test: np.ndarray, config: TrainConfig = TrainConfig(),
+                    out_dir: str | Path = "run", attach_kwargs: dict | None = None, resume: bool = False,
+                    progress: bool = True) -> tuple[np.ndarray, np.ndarray, TrainResult]:
+    """Train on the train+val graph, embed it transductively and the test videos inductively.
+
+    Test videos are never in the training graph; they are attached exactly as new videos
+    (:func:`embed_unseen`). Writes ``out_dir/embeddings.npz`` (``trainval``, ``test``) and
+    ``out_dir/attach.json`` (the attachment rule and edge counts) beside train()'s files.
+
+    Args:
+        x_trainval: float32 [N, D] features of the graph's nodes.
+        graph: VideoGraph over them.
+        x_test: float32 [M, D].
+        config: TrainConfig.
+        out_dir: run directory.
+        attach_kwargs: objects_train, objects_new, k, tau, alpha, beta, ... for attachment.
+        resume: passed to train().
+        progress: progress bars.
+
+    Returns:
+        z_trainval float32 [N, out_dim], z_test float32 [M, out_dim], TrainResult.
+    """
+    attach_kwargs = dict(attach_kwargs or {})
+    objects_new = attach_kwargs.pop("objects_new", None)
+    out_dir = Path(out_dir)
+    result = train(x_trainval, graph, config, out_dir, resume=resume, progress=progress)
+    device = result.resolved["device"]
+    z_trainval = embed(result.model, x_trainval, graph, device=device)
+    emb = InductiveEmbedder(result.model, x_trainval, graph, device=device, **attach_kwargs)
+    t, nw, w = emb.attachment_edges(x_test, objects_new)
+    z_test = emb.embed_attached(x_test, t, nw, w)
+    deg = np.bincount(nw, minlength=len(x_test))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(out_dir / "embeddings.npz", trainval=z_trainval, test=z_test)
+    save_json({"rule": emb.params(), "num_new": int(len(x_test)), "edges": int(len(t)),
+               "degree_mean": float(deg.mean()) if deg.size else 0.0,
+               "isolated_new": int((deg == 0).sum())}, out_dir / "attach.json")
+    return z_trainval, z_test, result
+
+
 def _row(variant: str, head: str, seed: int, metrics: dict, object_source: str | None = None,
          train_seconds: float | None = None) -> dict:
     keys = ("gap", "hit_at_one", "perr", "map", "mean_ap", "bucketed_map", "top1", "top5")
@@ -235,8 +278,6 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
         The content of ``metrics.json``: ``{"rows": [...], "provenance": {...}}``.
     """
     from vidsage_core.evaluate import HeadConfig, evaluate_head
-    from vidsage_core.infer import train_and_embed
-    from vidsage_core.train import TrainConfig
 
     t_start = time.perf_counter()
     out = Path(config.out)
