@@ -29,7 +29,7 @@ import torch
 from vidsage_core.edges import coalesce_edges
 from vidsage_core.jaccard import (DEFAULT_MAX_OBJECT_FREQUENCY, DEFAULT_MAX_PER_NODE, DEFAULT_MIN_JACCARD,
                                   jaccard_edges)
-from vidsage_core.knn import UNIT_NORM_TOL, as_float32, knn
+from vidsage_core.knn import UNIT_NORM_TOL, as_array, as_float32, knn
 
 __all__ = [
     "DEFAULT_K",
@@ -270,7 +270,8 @@ def lite_graph(
     ``k`` and matches the paper's first-layer fan-out.
 
     Args:
-        x: L2-normalised float32 ``[N, D]`` features (``VideoSet.features()``).
+        x: L2-normalised ``[N, D]`` features (``VideoSet.features()``); with ``mode="ivf-gemm"``
+            a float16/float32 memmap store is read in place.
         k: neighbour cap per node.
         tau: threshold on ``g``; ``-1`` keeps every one of the ``k`` neighbours.
         mode: "exact", "ivf", "hnsw" or "ivf-gemm" neighbour search.
@@ -284,13 +285,15 @@ def lite_graph(
     Returns:
         A :class:`VideoGraph` with ``meta["kind"] == "lite"``.
     """
-    x = as_float32(x, "x")
+    # ivf-gemm reads a (float16) memmap store list by list: no float32 copy of the features.
+    x = as_array(x, "x") if mode == "ivf-gemm" else as_float32(x, "x")
     n = x.shape[0]
-    norms = np.linalg.norm(x, axis=1)
-    # All-zero rows are allowed: VideoSet.features(normalize=True) leaves them zero.
-    if np.any((np.abs(norms - 1.0) > UNIT_NORM_TOL) & (norms > 0)):
-        raise ValueError("lite_graph needs L2-normalised rows (use VideoSet.features(normalize="
-                         "True)); g = 1 - ||x_u - x_v|| is defined on unit vectors")
+    for s in range(0, n, 65_536):  # blocked: bounded temporaries on a memmap
+        norms = np.linalg.norm(np.asarray(x[s:s + 65_536], dtype=np.float32), axis=1)
+        # All-zero rows are allowed: VideoSet.features(normalize=True) leaves them zero.
+        if np.any((np.abs(norms - 1.0) > UNIT_NORM_TOL) & (norms > 0)):
+            raise ValueError("lite_graph needs L2-normalised rows (use VideoSet.features(normalize="
+                             "True)); g = 1 - ||x_u - x_v|| is defined on unit vectors")
     if not -1.0 <= tau <= 1.0:
         warnings.warn(f"tau={tau} lies outside [-1, 1], the range of g on unit vectors",
                       stacklevel=2)

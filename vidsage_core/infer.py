@@ -40,6 +40,7 @@ from vidsage_core.jaccard import (DEFAULT_MAX_OBJECT_FREQUENCY, DEFAULT_MAX_PER_
                                   ObjectIndex, ObjectSets)
 from vidsage_core.knn import build_index
 from vidsage_core.model import VidSage, weighted_adjacency
+from vidsage_core.store import gather_rows
 from vidsage_core.utils import resolve_device
 
 
@@ -71,7 +72,8 @@ class InductiveEmbedder:
 
     Args:
         model: trained GNN.
-        x_train: float32 [N, D] training features (L2-normalised), rows = graph nodes.
+        x_train: [N, D] training features (L2-normalised), rows = graph nodes: float32, or a
+            float16/float32 memmap store (read in place).
         graph: the training VideoGraph.
         objects_train: [N] object sets (VidSage graphs); None for LiteVidSage.
         k, tau: visual neighbours and threshold (None: ``graph.meta``, else graph defaults).
@@ -92,7 +94,9 @@ class InductiveEmbedder:
                  knn_device: str = "cpu") -> None:
         d = _defaults()
         self.model = unwrap(model)
-        self.x_train = np.ascontiguousarray(x_train, dtype=np.float32)
+        # A float16/float32 array or memmap store is used in place (rows are read as needed).
+        self.x_train = (x_train if isinstance(x_train, np.ndarray) and x_train.ndim == 2
+                        and x_train.dtype in (np.float16, np.float32) else np.ascontiguousarray(x_train, np.float32))
         self.graph = graph
         self.n = int(graph.num_nodes)
         if self.x_train.shape[0] != self.n:
@@ -232,7 +236,7 @@ class InductiveEmbedder:
                 local[n_id] = torch.arange(n_id.numel()) + b  # training nodes after the b new ones
                 ei = torch.cat([sub_ei + b, torch.stack([local[t], nw])], dim=1)
                 ew = torch.cat([sub_w.float(), w])
-                xs = torch.cat([torch.from_numpy(x_new[start:stop]), torch.from_numpy(self.x_train[n_id.numpy()])])
+                xs = torch.cat([torch.from_numpy(x_new[start:stop]), gather_rows(self.x_train, n_id)])
                 z = model(xs.to(self.device), ei.to(self.device), ew.to(self.device))
                 out.append(z[:b].float().cpu())
             res = torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)

@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_EF_CONSTRUCTION",
     "MODES",
     "KnnIndex",
+    "as_array",
     "as_float32",
     "build_index",
     "knn",
@@ -114,7 +115,7 @@ class _TorchFlatIndex:
         return torch.cat(out_d).numpy(), torch.cat(out_i).numpy().astype(np.int64)
 
 
-def _as_array(x: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
+def as_array(x: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
     """``x`` as a 2-D floating numpy array *without* copying or converting it (a float16 memmap
     stays one); consumers convert blocks of rows to float32 as they read them."""
     if isinstance(x, torch.Tensor):
@@ -350,7 +351,7 @@ class KnnIndex:
         from tqdm.auto import tqdm
 
         if self.mode == "ivf-gemm":
-            queries = _as_array(queries, "queries")
+            queries = as_array(queries, "queries")
             if queries.shape[1] != self.dim:
                 raise ValueError(f"queries have dimension {queries.shape[1]}, index has {self.dim}")
             if exclude is not None:
@@ -463,7 +464,7 @@ def build_index(
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     # ivf-gemm reads x in blocks (float16 memmaps stay on disk); the FAISS modes need float32.
-    x = _as_array(x, "x") if mode == "ivf-gemm" else as_float32(x, "x")
+    x = as_array(x, "x") if mode == "ivf-gemm" else as_float32(x, "x")
     n, d = x.shape
     if n == 0:
         raise ValueError("cannot build an index over 0 vectors")
@@ -620,7 +621,7 @@ def knn(
     """
     gemm = (index.mode if index is not None else mode) == "ivf-gemm"
     # ivf-gemm reads x (and its own rows as queries) block by block; the others need float32.
-    x = _as_array(x, "x") if gemm else as_float32(x, "x")
+    x = as_array(x, "x") if gemm else as_float32(x, "x")
     n = x.shape[0]
     if queries is not None and query_rows is not None:
         raise ValueError("give either queries or query_rows, not both")
@@ -632,7 +633,7 @@ def knn(
         if exclude_self:
             exclude = rows
     else:
-        q = _as_array(queries, "queries") if gemm else as_float32(queries, "queries")
+        q = as_array(queries, "queries") if gemm else as_float32(queries, "queries")
     avail = n - (1 if exclude is not None else 0)
     if not 1 <= k <= avail:
         raise ValueError(f"k={k} must be in [1, {avail}] for a database of {n} vectors"
