@@ -59,10 +59,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     s = p.add_argument_group("scale")
     s.add_argument("--num-videos", type=int, default=4_000_000)
     s.add_argument("--scale-steps", type=int, default=None, help="timed training steps (default: ScaleConfig)")
-    s.add_argument("--scale-index", default="auto", choices=("auto", "ivf-gemm", "ivf", "ivf-sq8", "hnsw"))
-    s.add_argument("--scale-nlist", type=int, default=None)
-    s.add_argument("--scale-nprobe", type=int, default=None)
-    s.add_argument("--scale-no-embed", action="store_true")
     s.add_argument("--scale-json", default=None, metavar="PATH",
                    help="re-render the scale rows from a saved results/scale/scale-N.json instead of running")
     s.add_argument("--keep-work", action="store_true", help="keep the scale features / embeddings memmaps")
@@ -243,15 +239,13 @@ def run_scale_group(args: argparse.Namespace, tmp: Path, out_dir: Path) -> list[
 
     from benchmarks.scale import ScaleConfig, run_scale, scale_rows
 
-    cfg = ScaleConfig(num_videos=args.num_videos, seed=args.seed, index=args.scale_index, device=args.device,
-                      keep_work=args.keep_work, embed=not args.scale_no_embed)
+    cfg = ScaleConfig(num_videos=args.num_videos, seed=args.seed, device=args.device, keep_work=args.keep_work)
     if args.quick:
-        cfg = dataclasses.replace(cfg, num_videos=2000, rgb_dim=48, audio_dim=16, block=512, train_steps=1,
-                                  warmup_steps=1, recall_sample=50, hidden_dim=32, out_dim=32,
+        cfg = dataclasses.replace(cfg, num_videos=2000, rgb_dim=48, audio_dim=16, block=512, videos_per_shard=256,
+                                  train_steps=1, warmup_steps=1, hidden_dim=32, out_dim=32, head_sample=500,
                                   work_dir=str(tmp / "scale"), keep_work=False)
-    over = {k: v for k, v in (("train_steps", args.scale_steps), ("nlist", args.scale_nlist),
-                              ("nprobe", args.scale_nprobe)) if v is not None}
-    cfg = dataclasses.replace(cfg, **over)
+    if args.scale_steps is not None:
+        cfg = dataclasses.replace(cfg, train_steps=args.scale_steps)
     out_json = out_dir / "scale" / f"scale-{cfg.num_videos}.json"
     log_path = out_json.with_suffix(".log")
     log_path.parent.mkdir(parents=True, exist_ok=True)

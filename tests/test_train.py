@@ -303,14 +303,8 @@ def poll():
     while not stop.is_set():
         peak[0] = max(peak[0], anon()); time.sleep(0.002)
 t = threading.Thread(target=poll, daemon=True); t.start()
-import vidsage_core.train as T
-sizes = []
-orig = T._encode_sampled
-def spy(model, xs, sub, device):
-    sizes.append(int(sub.n_id.numel())); return orig(model, xs, sub, device)
-T._encode_sampled = spy
 res = train(x, g, cfg, work / "run", progress=False)
 stop.set(); t.join()
 print(json.dumps({"steps": len(res.history), "anon_growth_bytes": peak[0] - base, "base": base, "peak": peak[0],
-                  "rows_per_step_max": max(sizes)}))
+                  "rows_per_step_max": max(h["nodes"] for h in res.history)}))
 '''

@@ -186,8 +186,9 @@ class TrainResult:
     Attributes:
         model: the trained model (unwrapped from DDP), in eval mode, on the training device.
         history: one dict per step: ``step`` (1-based), ``epoch`` (0-based), ``loss`` (mean over
-            ranks under DDP), ``lr`` (the rate used for that step), ``time`` (training seconds so far,
-            excluding the time between a kill and its resume).
+            ranks under DDP), ``lr`` (the rate used for that step), ``nodes`` (nodes whose features the
+            step read: the sampled subgraph, or all N in whole-graph mode), ``time`` (training seconds
+            so far, excluding the time between a kill and its resume).
         out_dir: where config.json, history.json, checkpoint.pt and model.pt were written.
         config: the configuration trained with.
         resolved: device, full-graph choice, sampler backend, versions, step counts.
@@ -611,6 +612,7 @@ def train(x: np.ndarray, graph, config: TrainConfig = TrainConfig(), out_dir: st
                 for batch in _batches(maker, shard, epoch, position, steps_per_epoch, config.num_workers):
                     loss = _train_step(model, batch, x if x_t is None else x_t, edge_index, edge_weight, config,
                                        optimizer, scaler, use_amp, amp_dtype, device)
+                    nodes = n if batch.sub is None else int(batch.sub.n_id.numel())
                     lr_used = optimizer.param_groups[0]["lr"]
                     scheduler.step()
                     step += 1
@@ -619,7 +621,7 @@ def train(x: np.ndarray, graph, config: TrainConfig = TrainConfig(), out_dir: st
                         buf = torch.tensor([loss, flag], dtype=torch.float64, device=device)
                         dist.all_reduce(buf)
                         loss, flag = float(buf[0]) / ctx.world, float(buf[1])
-                    history.append({"step": step, "epoch": epoch, "loss": loss, "lr": lr_used,
+                    history.append({"step": step, "epoch": epoch, "loss": loss, "lr": lr_used, "nodes": nodes,
                                     "time": round(time.perf_counter() - t0, 3)})
                     rng_at_boundary = _rng_state()
                     bar.update(1)
