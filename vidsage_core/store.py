@@ -15,6 +15,7 @@ fills a train+val and a test store from YouTube-8M TFRecords with bounded memory
 from __future__ import annotations
 
 import struct
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +108,7 @@ class StoreWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._f = open(self.path, "wb")
         self._f.write(self._header(0))
+        self._f.flush()  # a reader (or a crash) sees a valid, empty store until close()
 
     def _header(self, rows: int) -> bytes:
         text = repr({"descr": self.dtype.str, "fortran_order": False, "shape": (rows, self.dim)})
@@ -236,7 +238,10 @@ def stream_tfrecords(data: str | Path | list, out_dir: str | Path, modality: str
     bar = tqdm(groups, desc="streaming TFRecords into the store", unit="group", disable=not progress)
     try:
         for group in bar:
-            vs = read_tfrecords(group, level=level, on_error=on_error, progress=False, rgb_dim=None, audio_dim=None)
+            with warnings.catch_warnings():  # one summary for the whole stream, below
+                warnings.filterwarnings("ignore", message="read_tfrecords skipped bad records")
+                vs = read_tfrecords(group, level=level, on_error=on_error, progress=False, rgb_dim=None,
+                                    audio_dim=None)
             _merge_report(report, vs.skipped)
             keep = np.ones(len(vs), bool)
             for i, vid in enumerate(vs.ids.tolist()):
@@ -279,6 +284,8 @@ def stream_tfrecords(data: str | Path | list, out_dir: str | Path, modality: str
         s.save_meta(directory)
         parts[part] = s
     rule = f"md5(id) % {num_buckets}: bucket {test_bucket} test, the rest train+val"
+    if len(report):
+        warnings.warn(f"stream_tfrecords skipped records:\n{report.summary()}", stacklevel=2)
     save_json({"videos": total, "trainval": len(parts["trainval"]), "test": len(parts["test"]),
                "files": len(files), "dtype": str(np.dtype(dtype)), "modality": modality, "split_rule": rule,
                "skipped": report.counts(), "skip_info": report.info, "records_read": report.records_read},
