@@ -5,11 +5,10 @@ Paper §3.3. Every video is a node. LiteVidSage connects ``u`` and ``v`` when
 weighted by the Jaccard index of the videos' object sets and mixes the two,
 ``w = alpha * w1 + beta * w2``.
 
-Nothing here forms an all-pairs ``N x N`` matrix: neighbours come from FAISS (exact
-``IndexFlat*`` or approximate IVF / HNSW indexes) queried in blocks, or from IVF probing done as
-one matrix product per inverted list ("ivf-gemm", for the whole graph at once), and Jaccard
-pairs come from an inverted index (sparse ``B @ B.T`` in row blocks), so graphs scale to
-millions of videos.
+Nothing here forms an all-pairs ``N x N`` matrix: neighbours come from
+:func:`vidsage_core.knn.knn` (exact, FAISS IVF / HNSW, or IVF as one matrix product per list) and
+object pairs from :func:`vidsage_core.jaccard.jaccard_edges` (an inverted index), so graphs scale
+to millions of videos; :mod:`vidsage_core.graph_stats` describes them.
 
 Graphs follow PyTorch Geometric conventions: ``edge_index`` is a long ``[2, E]`` tensor holding
 both directions of every undirected edge, no self loops, sorted by ``(row, col)``.
@@ -280,7 +279,7 @@ def lite_graph(
             (both must).
         batch_size: query block size for the kNN search.
         progress: tqdm bar.
-        **index_kwargs: passed to :func:`build_index`.
+        **index_kwargs: passed to :func:`vidsage_core.knn.build_index`.
 
     Returns:
         A :class:`VideoGraph` with ``meta["kind"] == "lite"``.
@@ -355,7 +354,7 @@ def vidsage_graph(
         mode, device: neighbour search.
         min_jaccard, max_per_node, max_object_frequency: see :func:`jaccard_edges`.
         progress: tqdm bars.
-        **index_kwargs: passed to :func:`build_index`.
+        **index_kwargs: passed to :func:`vidsage_core.knn.build_index`.
 
     Returns:
         A :class:`VideoGraph` with ``meta["kind"] == "vidsage"``.

@@ -66,7 +66,7 @@ class RunConfig:
     modality: str = "rgb+audio"
     sgc_k: int = 25  # neighbours averaged by the non-learned smoothing baseline
     # Neighbour search for the graphs and the smoothing baseline: "exact", or an approximate
-    # mode of graph.knn for millions of videos ("ivf-gemm": same candidates as FAISS IVF, built
+    # mode of knn.knn for millions of videos ("ivf-gemm": same candidates as FAISS IVF, built
     # as one matrix product per list; "ivf", "hnsw"). Test videos attach with the same mode.
     knn_mode: str = "exact"
     # Also fit the GNN heads on [x ‖ z] (beyond the paper): on the validation split z alone lost
@@ -394,7 +394,9 @@ def run_streamed(config: RunConfig, progress: bool = True,
     ``head_sample`` videos per split (minibatches read from the stores).
 
     Args:
-        config: the run (``stream`` is implied; ``variants`` must be ``("lite",)`` or empty).
+        config: the run (``stream`` is implied; ``variants`` must be ``("lite",)`` or empty). With
+            ``prepare_only`` it stops after the store and the graph (the inputs of ``torchrun -m
+            vidsage_core.train --features OUT/store/trainval/features.npy --graph OUT/lite/graph.pt``).
         progress: tqdm bars.
         on_stage: called with each stage's name as it starts ("read", "graph", "train", "embed",
             "embed_test", "heads") and with "done" at the end: a hook for memory polling.
@@ -475,6 +477,9 @@ def run_streamed(config: RunConfig, progress: bool = True,
         graph = lite_graph(tv.x, mode=config.knn_mode, device=device, progress=progress)
         graph.save(vdir / "graph.pt")
         provenance[f"{variant}_graph"] = {"num_nodes": graph.num_nodes, "num_edges": graph.num_undirected_edges}
+        if config.prepare_only:  # the inputs of `torchrun -m vidsage_core.train`
+            print(f"[run] prepared {out}/store/trainval/features.npy and {vdir}/graph.pt", flush=True)
+            continue
         for seed in config.seeds:
             sdir = vdir / f"seed{seed}"
             fields = {"seed": seed, "device": device, **config.train_overrides}
