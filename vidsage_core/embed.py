@@ -32,6 +32,7 @@ def as_float_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel (or similar) wrapper; ``model`` itself otherwise."""
     return model.module if hasattr(model, "module") and isinstance(model.module, nn.Module) else model
 
 

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vidsage_core.embed import closure_subgraph, in_csr, num_layers, unwrap
+from vidsage_core.embed import closure_subgraph, graph_in_csr, num_layers, unwrap
 from vidsage_core.graph import DEFAULT_K, DEFAULT_TAU
 from vidsage_core.jaccard import (DEFAULT_MAX_OBJECT_FREQUENCY, DEFAULT_MAX_PER_NODE, DEFAULT_MIN_JACCARD,
                                   ObjectIndex, ObjectSets)
@@ -122,7 +122,8 @@ class InductiveEmbedder:
         self.device = resolve_device(device)
         self.index = build_index(self.x_train, mode=self.mode, device=knn_device)
         self.objects = ObjectIndex(objects_train, self.max_object_frequency) if self.use_objects else None
-        self.ptr, self.src, self.w, _ = in_csr(graph.edge_index, graph.edge_weight, self.n)
+        # A VideoGraph's own CSR (symmetric: rows are in-neighbours) needs no O(E log E) sort.
+        self.ptr, self.src, self.w = graph_in_csr(graph)
         self.num_layers = num_layers(self.model)
         self._messages: list[np.ndarray] | None = None  # see _training_messages
         self._messages_key: tuple | None = None
