@@ -385,7 +385,7 @@ def run_streamed(config: RunConfig, progress: bool = True,
                  on_stage: Callable[[str], None] | None = None) -> dict:
     """``vidsage run --stream``: the protocol of :func:`run` for millions of videos, bounded memory.
 
-    TFRecords -> train+val / test feature stores (:func:`vidsage_core.store.stream_tfrecords`,
+    TFRecords -> train+val / test feature stores (:func:`vidsage_core.data.stream.stream_tfrecords`,
     same hash split) -> LiteVidSage graph over the train+val store (``config.knn_mode``;
     "ivf-gemm" reads the float16 store list by list) -> :func:`~vidsage_core.train.train` from the
     store (sampled subgraphs read their rows per step; ``train_overrides={"max_steps": n}`` for a
@@ -406,7 +406,7 @@ def run_streamed(config: RunConfig, progress: bool = True,
     """
     from vidsage_core.evaluate import HeadConfig, evaluate_head
     from vidsage_core.graph import lite_graph
-    from vidsage_core.store import stream_tfrecords
+    from vidsage_core.data.stream import stream_tfrecords
 
     if set(config.variants) - {"lite"}:
         raise ValueError(f"--stream builds LiteVidSage graphs only (object sources need the VideoSet in memory); "
