@@ -59,10 +59,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     s = p.add_argument_group("scale")
     s.add_argument("--num-videos", type=int, default=4_000_000)
     s.add_argument("--scale-steps", type=int, default=None, help="timed training steps (default: ScaleConfig)")
-    s.add_argument("--scale-index", default="auto", choices=("auto", "ivf-gemm", "ivf", "ivf-sq8", "hnsw"))
-    s.add_argument("--scale-nlist", type=int, default=None)
-    s.add_argument("--scale-nprobe", type=int, default=None)
-    s.add_argument("--scale-no-embed", action="store_true")
     s.add_argument("--scale-json", default=None, metavar="PATH",
                    help="re-render the scale rows from a saved results/scale/scale-N.json instead of running")
     s.add_argument("--keep-work", action="store_true", help="keep the scale features / embeddings memmaps")
@@ -191,7 +187,7 @@ def knn_rows(res: list[dict]) -> list[Row]:
                 extra["same_neighbour_ids"] = peer["agree_with_vidsage"]
             reps = int(min(ours.get("repeats") or 0, (peer or {}).get("repeats") or 0)) if not basis else 1
             rows.append(Row(group="knn", name="exact kNN graph (all N videos as queries)", size=size, metric=metric,
-                            higher_is_better=False, ours_label="vidsage_core.graph.knn exact (torch matmul + top-k in query blocks, "
+                            higher_is_better=False, ours_label="vidsage_core.knn.knn exact (torch matmul + top-k in query blocks, "
                                                                "self excluded)",
                             peer_label=label, ours=ours_s, peer=peer_s, repeats=reps,
                             ours_mem_mb=ours.get("peak_rss_mb"), peer_mem_mb=(peer or {}).get("peak_rss_mb"),
@@ -226,8 +222,8 @@ def knn_rows(res: list[dict]) -> list[Row]:
                     extra[key] = a[key]
             rows.append(Row(group="knn", name=f"approximate kNN graph ({mode}) vs exact", size=size, metric="s",
                             higher_is_better=False,
-                            ours_label=f"vidsage_core.graph.knn(mode='{mode}') {a.get('params')}",
-                            peer_label="vidsage_core.graph.knn exact" + est,
+                            ours_label=f"vidsage_core.knn.knn(mode='{mode}') {a.get('params')}",
+                            peer_label="vidsage_core.knn.knn exact" + est,
                             ours=float(a["seconds"]) if a.get("status") == "ok" else None, peer=exact_s,
                             repeats=int(a.get("repeats") or 0), ours_mem_mb=a.get("peak_rss_mb"),
                             peer_mem_mb=None if ours.get("estimated") else ours.get("peak_rss_mb"),
@@ -249,15 +245,13 @@ def run_scale_group(args: argparse.Namespace, tmp: Path, out_dir: Path) -> list[
 
     from benchmarks.scale import ScaleConfig, run_scale, scale_rows
 
-    cfg = ScaleConfig(num_videos=args.num_videos, seed=args.seed, index=args.scale_index, device=args.device,
-                      keep_work=args.keep_work, embed=not args.scale_no_embed)
+    cfg = ScaleConfig(num_videos=args.num_videos, seed=args.seed, device=args.device, keep_work=args.keep_work)
     if args.quick:
-        cfg = dataclasses.replace(cfg, num_videos=2000, rgb_dim=48, audio_dim=16, block=512, train_steps=1,
-                                  warmup_steps=1, recall_sample=50, hidden_dim=32, out_dim=32,
+        cfg = dataclasses.replace(cfg, num_videos=2000, rgb_dim=48, audio_dim=16, block=512, videos_per_shard=256,
+                                  train_steps=1, warmup_steps=1, hidden_dim=32, out_dim=32, head_sample=500,
                                   work_dir=str(tmp / "scale"), keep_work=False)
-    over = {k: v for k, v in (("train_steps", args.scale_steps), ("nlist", args.scale_nlist),
-                              ("nprobe", args.scale_nprobe)) if v is not None}
-    cfg = dataclasses.replace(cfg, **over)
+    if args.scale_steps is not None:
+        cfg = dataclasses.replace(cfg, train_steps=args.scale_steps)
     out_json = out_dir / "scale" / f"scale-{cfg.num_videos}.json"
     log_path = out_json.with_suffix(".log")
     log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 Compares, at each size ``n``, over all ``n`` videos as queries (the full kNN graph):
 
-* ``vidsage exact`` — :func:`vidsage_core.graph.knn` (FAISS flat index, blocked queries,
+* ``vidsage exact`` — :func:`vidsage_core.knn.knn` (FAISS flat index, blocked queries,
   self-exclusion by index);
 * ``faiss flat`` — FAISS ``IndexFlatIP`` called directly (one ``search`` of ``k + 1``);
 * ``sklearn brute`` — scikit-learn ``NearestNeighbors(algorithm="brute", n_jobs=-1)``;
@@ -52,7 +52,8 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vidsage_core.graph import build_index, knn, knn_recall  # noqa: E402
+from benchmarks.knn_recall import knn_recall  # noqa: E402
+from vidsage_core.knn import build_index, knn  # noqa: E402
 
 REAL_N = 13998
 
@@ -228,7 +229,7 @@ def bench_knn(
         probe_queries: queries timed to estimate a full run.
         synthetic: "clustered" or "uniform" (see the module docstring).
         seed: data, sample and IVF seed.
-        index_kwargs: extra :func:`vidsage_core.graph.build_index` arguments for approximate
+        index_kwargs: extra :func:`vidsage_core.knn.build_index` arguments for approximate
             modes, per mode: ``{"hnsw": {...}, "ivf": {...}, "ivf-gemm": {...}}``.
         verbose: print each row as it is measured.
 
@@ -406,8 +407,9 @@ def sweep_graph_defaults(lite_grid=LITE_GRID, proxy_grid=PROXY_GRID, verbose: bo
     """
     from vidsage_core import paths
     from vidsage_core.data import read_tfrecords, split_by_id
-    from vidsage_core.graph import (VideoGraph, build_graph, graph_stats, jaccard_edges,
-                                    lite_graph)
+    from vidsage_core.graph import VideoGraph, build_graph, lite_graph
+    from vidsage_core.graph_stats import graph_stats
+    from vidsage_core.jaccard import jaccard_edges
     from vidsage_core.objects import FeatureCodebookProxy
 
     vs = read_tfrecords(paths.YT8M_2018_GLOB, progress=False)

@@ -29,7 +29,7 @@ device = "auto"  # "auto": CUDA when present, else CPU
 
 # %%
 import pandas as pd
-from vidsage_core import graph as vgraph, pipeline
+from vidsage_core import graph_stats, pipeline
 
 # %%
 from IPython.display import Markdown, display
@@ -52,7 +52,7 @@ full, object_sets, source = pipeline.build_variant_graph('vidsage', prepared, co
 
 # %%
 labels_trainval = prepared.videos.labels[prepared.trainval]
-pd.DataFrame({'LiteVidSage': vgraph.graph_stats(lite, labels_trainval), f'VidSage ({source.name})': vgraph.graph_stats(full, labels_trainval)}).drop(['degree_histogram'], errors='ignore')
+pd.DataFrame({'LiteVidSage': graph_stats.graph_stats(lite, labels_trainval), f'VidSage ({source.name})': graph_stats.graph_stats(full, labels_trainval)}).drop(['degree_histogram'], errors='ignore')
 
 # %%
 stats = {'LiteVidSage': vgraph.graph_stats(lite, labels_trainval), f'VidSage ({source.name})': vgraph.graph_stats(full, labels_trainval)}

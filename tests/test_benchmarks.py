@@ -12,7 +12,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from benchmarks.report import PeakMemory, Row, ratio, render_markdown, write_results
 
@@ -48,38 +47,6 @@ def test_write_results_merges_groups_not_run(tmp_path):
     assert payload["rows"][1]["ratio"] == pytest.approx(3.0)
     md = render_markdown(payload)
     assert "| 2.00×" not in md and "4.00×" in md and "3.00×" in md
-
-
-def test_layerwise_embedding_equals_the_full_graph_forward():
-    from benchmarks.scale import layerwise_embed
-    from vidsage_core.graph import build_graph
-    from vidsage_core.model import build_model
-
-    rng = np.random.default_rng(0)
-    n = 300
-    x = rng.standard_normal((n, 24)).astype(np.float32)
-    r, c = rng.integers(0, n, 1500), rng.integers(0, n, 1500)
-    g = build_graph(r, c, rng.uniform(0.1, 1.0, 1500), n)  # symmetric, weighted
-    torch.manual_seed(0)
-    for hidden in (8, 24):  # with and without the input projection
-        model = build_model("vidsage", 24, hidden, hidden).eval()
-        ref = model(torch.from_numpy(x), g.edge_index, g.edge_weight).detach().numpy()
-        got = layerwise_embed(model, x, g, block=64)
-        np.testing.assert_allclose(got, ref, atol=1e-5)
-
-
-def test_blocked_exact_knn_matches_sklearn():
-    from sklearn.neighbors import NearestNeighbors
-
-    from benchmarks.scale import exact_knn_rows
-
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((500, 16)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    q = np.array([0, 7, 250, 499])
-    got = exact_knn_rows(x, q, k=5, block=64)
-    ref = NearestNeighbors(n_neighbors=6).fit(x).kneighbors(x[q], return_distance=False)[:, 1:]
-    np.testing.assert_array_equal(got, ref)
 
 
 def test_quick_harness_writes_every_group(tmp_path):

@@ -1,5 +1,8 @@
 """DistributedDataParallel on CPU: 2 gloo processes stay in lock-step and learn like one process.
 
+Both ranks read their feature rows from one memory-mapped store (``store.open_store``), as
+``torchrun -m vidsage_core.train --features X.npy`` does.
+
 Synthetic data only (labelled so).
 """
 
@@ -17,6 +20,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from vidsage_core.graph import lite_graph
+from vidsage_core.store import open_store
 from vidsage_core.train import TrainConfig, train
 
 WORLD = 2
@@ -43,7 +47,9 @@ def _worker(rank: int, port: int, out: str, full_graph: bool) -> None:
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank))
-    x, g = synthetic()
+    _, g = synthetic()
+    x = open_store(os.path.join(out, "x.npy"))  # each rank maps the same file
+    assert isinstance(x, np.memmap)
     params = []
 
     def record(step, loss, model):
@@ -65,6 +71,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def test_two_gloo_ranks_stay_identical_and_learn(tmp_path, full_graph):
     # spawn (a clean interpreter per rank, as torchrun gives) and a deadline, so that a rank stuck
     # in teardown fails the test instead of hanging CI (train() now tears the group down in step).
+    np.save(tmp_path / "x.npy", synthetic()[0])
     ctx = mp.start_processes(_worker, args=(_free_port(), str(tmp_path), full_graph), nprocs=WORLD,
                              join=False, start_method="spawn")
     deadline = time.monotonic() + 300

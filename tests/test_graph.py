@@ -9,17 +9,11 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from vidsage_core.graph import (
-    VideoGraph,
-    build_graph,
-    build_index,
-    graph_stats,
-    jaccard_edges,
-    knn,
-    knn_recall,
-    lite_graph,
-    vidsage_graph,
-)
+from benchmarks.knn_recall import knn_recall
+from vidsage_core.graph import VideoGraph, build_graph, lite_graph, vidsage_graph
+from vidsage_core.graph_stats import graph_stats
+from vidsage_core.jaccard import jaccard_edges
+from vidsage_core.knn import build_index, knn
 
 
 def brute_force(xb: np.ndarray, xq: np.ndarray, k: int, exclude_self: bool):

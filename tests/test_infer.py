@@ -11,10 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from vidsage_core.graph import jaccard_edges, lite_graph, vidsage_graph
-from vidsage_core.infer import InductiveEmbedder, attach, embed_one, embed_unseen, train_and_embed
+from vidsage_core.embed import embed, embed_nodes
+from vidsage_core.graph import lite_graph, vidsage_graph
+from vidsage_core.infer import InductiveEmbedder, attach, embed_one, embed_unseen
+from vidsage_core.jaccard import jaccard_edges
 from vidsage_core.model import build_model
-from vidsage_core.train import TrainConfig, embed
+from vidsage_core.pipeline import train_and_embed
+from vidsage_core.train import TrainConfig
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -86,7 +89,7 @@ def test_attach_object_edges_hand_worked():
 
 
 def test_object_edges_match_graph_jaccard_edges_on_the_union():
-    """Reference: graph.jaccard_edges over training + new sets gives the new node's partners."""
+    """Reference: jaccard.jaccard_edges over training + new sets gives the new node's partners."""
     objs = synthetic_objects(80)
     new = synthetic_objects(6, seed=1)
     emb = InductiveEmbedder(torch.nn.Linear(1, 1), unit(np.ones((80, 2))), lite_graph(
@@ -127,8 +130,6 @@ def test_new_videos_do_not_depend_on_batch_composition():
         np.testing.assert_allclose(one, together[i], atol=1e-5)
     # training embeddings are unaffected by attaching new videos
     ei, ew, n = attach(x_new, X, G, k=4, tau=-1.0)
-    from vidsage_core.train import embed_nodes
-
     z_all = embed_nodes(model, np.concatenate([X, x_new]), ei, ew, n)
     np.testing.assert_allclose(z_all[:150], embed(model, X, G), atol=1e-6)
     np.testing.assert_allclose(z_all[150:], together, atol=1e-5)  # whole-graph pass agrees too
@@ -162,8 +163,6 @@ def test_cached_training_messages_are_exact_and_follow_weight_updates():
     # VidSage embeds new videos from cached training-node messages; the cache must equal a
     # whole-graph pass (here with an input projection, 16 -> 8) and be recomputed after the
     # weights change in place (an optimiser step, load_state_dict).
-    from vidsage_core.train import embed_nodes
-
     torch.manual_seed(0)
     model = build_model("vidsage", 16, 8, 8)
     assert model.proj is not None

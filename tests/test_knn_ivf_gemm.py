@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vidsage_core.graph import DEFAULT_GEMM_NPROBE, build_index, knn, knn_recall, lite_graph
+from benchmarks.knn_recall import knn_recall
+from vidsage_core.graph import lite_graph
+from vidsage_core.knn import DEFAULT_GEMM_NPROBE, build_index, knn
 
 N, D, K = 3000, 64, 25
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small products: skip OpenMP hand-offs

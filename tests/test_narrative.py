@@ -9,7 +9,8 @@ import scipy.sparse as sp
 import torch
 
 from vidsage_core import narrative, paths
-from vidsage_core.graph import VideoGraph, node_homophily
+from vidsage_core.graph import VideoGraph
+from vidsage_core.graph_stats import node_homophily
 
 
 def _row(variant, head, seed, gap, bucketed=None, **extra):

@@ -1,5 +1,6 @@
 """vidsage run end to end on small synthetic data (labelled synthetic), and its pieces."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -187,3 +188,43 @@ def test_knn_mode_builds_the_graph_with_that_search(tmp_path):
     assert graphs["ivf-gemm"].meta["mode"] == "ivf-gemm"
     edges = {m: set(map(tuple, g.edge_index.T.tolist())) for m, g in graphs.items()}
     assert len(edges["exact"] & edges["ivf-gemm"]) >= 0.8 * len(edges["exact"])
+
+
+def test_streamed_run_trains_and_embeds_from_the_stores(tmp_path):
+    # `vidsage run --stream` on synthetic YouTube-8M-schema TFRecords: sampled training from the
+    # memmap store, layer-wise embedding into a float16 .npy equal to embedding the store in RAM.
+    import torch
+
+    from vidsage_core.data import write_video_level_tfrecord
+    from vidsage_core.embed import embed
+    from vidsage_core.graph import VideoGraph
+    from vidsage_core.train import load_model
+
+    videos = make_synthetic(300, num_classes=12, num_topics=4, seed=3)
+    data = tmp_path / "tfr"
+    for s in range(3):
+        rows = slice(100 * s, 100 * (s + 1))
+        write_video_level_tfrecord(data / f"train{s}.tfrecord", list(videos.ids[rows]), videos.rgb[rows],
+                                   videos.audio[rows], [list(videos.labels[i].indices) for i in range(300)][rows])
+    out = tmp_path / "run"
+    config = pipeline.RunConfig(data=str(data / "*.tfrecord"), out=str(out), variants=("lite",), stream=True,
+                                device="cpu", head_sample=50, knn_mode="ivf-gemm", concat_raw=False,
+                                train_overrides={"max_steps": 2, "full_graph": False, "hidden_dim": 16,
+                                                 "out_dim": 16, "batch_size": 32, "fanouts": (5, 5)})
+    metrics = pipeline.run_streamed(config, progress=False)
+    assert [r["method"] for r in metrics["rows"]] == ["raw-logistic", "litevidsage-logistic"]
+    prov = metrics["provenance"]
+    assert prov["split"]["trainval"] + prov["split"]["test"] == 300 and prov["store_dtype"] == "float16"
+    assert prov["head_sample"] == {"trainval": 50, "test": 50}
+    assert set(prov["stage_seconds"]) == {"read", "graph", "train", "embed", "embed_test", "heads"}
+    seed_dir = out / "lite" / "seed0"
+    assert len(json.loads((seed_dir / "history.json").read_text())) == 2
+    z = np.load(seed_dir / "embeddings_trainval.npy")
+    assert z.dtype == np.float16 and z.shape == (prov["split"]["trainval"], 16)
+    x_tv = np.load(out / "store" / "trainval" / "features.npy")
+    torch.manual_seed(0)
+    ref = embed(load_model(seed_dir), x_tv.astype(np.float32), VideoGraph.load(out / "lite" / "graph.pt"))
+    np.testing.assert_allclose(z.astype(np.float32), ref, atol=2e-3)  # float16 storage
+    assert np.load(seed_dir / "embeddings_test.npy").shape == (prov["split"]["test"], 16)
+    with pytest.raises(ValueError, match="--variant lite"):
+        pipeline.run_streamed(dataclasses.replace(config, variants=("vidsage",)), progress=False)

@@ -14,8 +14,9 @@ import torch
 
 from vidsage_core.graph import build_graph, lite_graph
 from vidsage_core.model import build_model
-from vidsage_core.train import (TrainConfig, closure_subgraph, embed, embed_nodes, in_csr, load_model, lr_factor,
-                                main, train)
+from vidsage_core.embed import closure_subgraph, embed, embed_nodes, in_csr
+from vidsage_core.store import open_store
+from vidsage_core.train import TrainConfig, load_model, lr_factor, main, train
 
 
 def synthetic_clusters(n: int = 120, d: int = 16, clusters: int = 6, seed: int = 0):
@@ -218,3 +219,92 @@ def test_config_validation():
     with pytest.raises(ValueError, match="full_graph"):
         TrainConfig(full_graph="yes")
     assert TrainConfig.from_dict(TrainConfig(fanouts=[3, 2]).to_dict()) == TrainConfig(fanouts=(3, 2))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_training_from_a_memmap_store_equals_training_from_memory(tmp_path, dtype):
+    # nanoGPT-style: each step reads its sampled rows from the store; the weights must be exactly
+    # those of training on the same values held in RAM (float16 stores: the widened values).
+    np.save(tmp_path / "x.npy", X.astype(dtype))
+    store = open_store(tmp_path / "x.npy")
+    assert isinstance(store, np.memmap) and store.dtype == dtype
+    in_memory = np.asarray(store, dtype=np.float32).copy()
+    cfg = TrainConfig(**SMALL, full_graph=False)
+    a = train(store, G, cfg, tmp_path / "store", progress=False)
+    b = train(in_memory, G, cfg, tmp_path / "ram", progress=False)
+    assert _equal_state(a.model, b.model)
+    assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
+    assert not _equal_state(a.model, train(in_memory, G, TrainConfig(**{**SMALL, "seed": 1}, full_graph=False),
+                                           tmp_path / "other", progress=False).model)
+
+
+def test_max_steps_stops_early_on_the_full_schedule(tmp_path):
+    full = train(X, G, TrainConfig(**SMALL), tmp_path / "full", progress=False)
+    short = train(X, G, TrainConfig(**SMALL, max_steps=3), tmp_path / "short", progress=False)
+    assert [h["step"] for h in short.history] == [1, 2, 3]
+    # the first three steps of the full run, same rates (the schedule spans the whole run)
+    assert short.history == [dict(h, time=s["time"]) for h, s in zip(full.history[:3], short.history)]
+    assert short.resolved["total_steps"] == 8
+
+
+def test_sampled_training_never_holds_the_features_in_ram(tmp_path):
+    # 300,000 x 1152 float16 store (691 MB on disk; 1.38 GB as float32). A few sampled steps must
+    # keep the process's anonymous memory far below the float32 copy the old trainer made.
+    import subprocess
+    import sys
+
+    script = tmp_path / "probe.py"
+    script.write_text(MEMORY_PROBE)
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    float32_bytes = 300_000 * 1152 * 4
+    assert result["steps"] == 4
+    assert result["rows_per_step_max"] < 50_000  # the sample is small, so its rows are too
+    # growth of anonymous memory from before train() to its peak during the steps
+    assert result["anon_growth_bytes"] < 0.25 * float32_bytes, result
+
+
+MEMORY_PROBE = r'''
+import json, sys, threading, time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+torch.set_num_threads(1)
+from vidsage_core.graph import build_graph
+from vidsage_core.store import StoreWriter, open_store
+from vidsage_core.train import TrainConfig, train
+
+def anon() -> int:
+    for line in open("/proc/self/status"):
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no RssAnon")
+
+work = Path(sys.argv[1])
+n, d = 300_000, 1152
+rng = np.random.default_rng(0)
+with StoreWriter(work / "x.npy", d, np.float16) as w:
+    for s in range(0, n, 20_000):
+        b = rng.standard_normal((20_000, d), dtype=np.float32)
+        w.append(b / np.linalg.norm(b, axis=1, keepdims=True))
+x = open_store(work / "x.npy")
+rows = np.repeat(np.arange(n), 8)
+g = build_graph(rows, rng.integers(0, n, rows.size), 1.0, n)
+del rows
+cfg = TrainConfig(hidden_dim=32, out_dim=32, batch_size=64, num_negatives=2, fanouts=(5, 5), epochs=1,
+                  max_steps=4, checkpoint_every=1000, full_graph=False)
+import gc; gc.collect()
+base, peak, stop = anon(), [0], threading.Event()
+def poll():
+    while not stop.is_set():
+        peak[0] = max(peak[0], anon()); time.sleep(0.002)
+t = threading.Thread(target=poll, daemon=True); t.start()
+res = train(x, g, cfg, work / "run", progress=False)
+stop.set(); t.join()
+print(json.dumps({"steps": len(res.history), "anon_growth_bytes": peak[0] - base, "base": base, "peak": peak[0],
+                  "rows_per_step_max": max(h["nodes"] for h in res.history)}))
+'''

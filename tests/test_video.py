@@ -315,7 +315,8 @@ def tiny_run(tmp_path_factory, processed):
     import torch
 
     from vidsage_core.graph import vidsage_graph
-    from vidsage_core.train import TrainConfig, embed, train
+    from vidsage_core.embed import embed
+    from vidsage_core.train import TrainConfig, train
     from vidsage_core.utils import save_json
 
     rng = np.random.default_rng(0)

@@ -51,6 +51,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from vidsage_core.metrics import all_metrics
+from vidsage_core.store import gather_rows
 from vidsage_core.utils import resolve_device
 
 __all__ = [
@@ -442,6 +443,12 @@ class _Inputs:
                 raise ValueError(
                     "pass a feature matrix (e.g. videoset.features()), not a VideoSet"
                 )
+            if isinstance(x, np.memmap):  # a feature store: minibatch rows are read from disk
+                if x.ndim != 2:
+                    raise ValueError(f"video-level heads need X of shape [N, D], got {x.shape}")
+                self.x = x
+                self.n, self.dim = x.shape
+                return
             arr = np.asarray(x, dtype=np.float32)
             if arr.ndim != 2:
                 raise ValueError(f"video-level heads need X of shape [N, D], got {arr.shape}")
@@ -455,6 +462,8 @@ class _Inputs:
             fr = np.asarray(self.frames[sel], dtype=np.float32)[order]
             return (torch.from_numpy(fr).to(device),
                     torch.from_numpy(self.num_frames[idx]).to(device))
+        if isinstance(self.x, np.ndarray):
+            return (gather_rows(self.x, idx, device),)
         return (self.x[torch.from_numpy(idx)].to(device),)
 
 

@@ -507,7 +507,7 @@ def fig_graph_stats(graphs: Mapping[str, Any], labels) -> Figure:
         Two axes: degree (log-spaced bins) and the fraction of each video's labelled neighbours
         sharing a label with it (:func:`vidsage_core.graph.node_homophily`); one colour per graph.
     """
-    from vidsage_core.graph import node_homophily
+    from vidsage_core.graph_stats import node_homophily
 
     palette = matplotlib.colormaps["tab10"]
     fig = new_figure((10, 3.8))

@@ -6,7 +6,7 @@ A new video is attached to the trained graph the way the training graph was buil
   ``g = 1 - ||x_new - x_j|| >= tau`` (weight ``w2 = 1``), and, for VidSage,
 * object edges to the training videos whose object sets it shares, found through an inverted
   index over the training objects, weighted by the Jaccard index ``w1`` (the same
-  ``min_jaccard`` / top-``max_per_node`` / stop-object rules as ``graph.jaccard_edges``),
+  ``min_jaccard`` / top-``max_per_node`` / stop-object rules as ``jaccard.jaccard_edges``),
 
 combined as ``w = alpha * w1 + beta * w2`` (LiteVidSage graphs: ``w = w2 = 1``). Parameters left
 as ``None`` are read from ``graph.meta``, i.e. from how the training graph was built.
@@ -28,21 +28,20 @@ neighbourhood).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from torch import nn
 
+from vidsage_core.embed import closure_subgraph, graph_in_csr, num_layers, unwrap
+from vidsage_core.graph import DEFAULT_K, DEFAULT_TAU
+from vidsage_core.jaccard import (DEFAULT_MAX_OBJECT_FREQUENCY, DEFAULT_MAX_PER_NODE, DEFAULT_MIN_JACCARD,
+                                  ObjectIndex, ObjectSets)
+from vidsage_core.knn import build_index
 from vidsage_core.model import VidSage, weighted_adjacency
-from vidsage_core.train import (TrainConfig, TrainResult, _num_layers, _unwrap, closure_subgraph, embed, in_csr,
-                                train)
-from vidsage_core.utils import resolve_device, save_json
-
-ObjectSets = Sequence[frozenset[str] | set[str]]
+from vidsage_core.store import gather_rows
+from vidsage_core.utils import resolve_device
 
 
 class _FromGraph:
@@ -64,85 +63,8 @@ def _graph_param(graph, name: str, value, default):
 
 
 def _defaults():
-    from vidsage_core import graph as g
-
-    return dict(k=g.DEFAULT_K, tau=g.DEFAULT_TAU, min_jaccard=g.DEFAULT_MIN_JACCARD,
-                max_per_node=g.DEFAULT_MAX_PER_NODE, max_object_frequency=g.DEFAULT_MAX_OBJECT_FREQUENCY)
-
-
-class ObjectIndex:
-    """Inverted index over the training videos' object sets, for Jaccard edges to new videos.
-
-    Mirrors ``graph.jaccard_edges``: an object carried by more than ``max_object_frequency``
-    of the training videos (a fraction if < 1, else a count) is a stop object: it does not
-    generate candidate partners but still counts in the Jaccard index of candidates found
-    through other objects, so ``w1`` is the exact Jaccard index of the full sets.
-
-    Args:
-        objects_train: [N] object sets of the training videos.
-        max_object_frequency: stop-object threshold (None: no stop objects).
-    """
-
-    def __init__(self, objects_train: ObjectSets, max_object_frequency: float | None) -> None:
-        self.vocab: dict[str, int] = {}
-        indptr, indices = [0], []
-        for s in objects_train:
-            indices.extend(sorted({self.vocab.setdefault(o, len(self.vocab)) for o in s}))
-            indptr.append(len(indices))
-        n, v = len(objects_train), len(self.vocab)
-        self.num_train = n
-        self.b = sp.csr_matrix((np.ones(len(indices), np.float32), np.asarray(indices, np.int64),
-                                np.asarray(indptr, np.int64)), shape=(n, v))
-        self.sizes = np.diff(self.b.indptr).astype(np.float64)
-        df = np.asarray(self.b.sum(0)).ravel()
-        if max_object_frequency is None:
-            limit = np.inf
-        else:
-            limit = max_object_frequency * n if max_object_frequency < 1 else float(max_object_frequency)
-        self.stop = df > limit
-        self.gen_t = self.b[:, np.flatnonzero(~self.stop)].T.tocsr()  # [V_gen, N]
-        self.b_stop = self.b[:, np.flatnonzero(self.stop)].tocsr()
-
-    def _incidence(self, objects_new: ObjectSets) -> tuple[sp.csr_matrix, np.ndarray]:
-        indptr, indices, sizes = [0], [], []
-        for s in objects_new:
-            s = set(s)
-            sizes.append(len(s))  # objects unseen in training still enlarge the union
-            indices.extend(sorted(self.vocab[o] for o in s if o in self.vocab))
-            indptr.append(len(indices))
-        b = sp.csr_matrix((np.ones(len(indices), np.float32), np.asarray(indices, np.int64),
-                           np.asarray(indptr, np.int64)), shape=(len(objects_new), len(self.vocab)))
-        return b, np.asarray(sizes, np.float64)
-
-    def edges(self, objects_new: ObjectSets, min_jaccard: float, max_per_node: int | None
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Jaccard partners of each new video among the training videos.
-
-        Args:
-            objects_new: [M] object sets.
-            min_jaccard: keep pairs with w1 >= this (> 0).
-            max_per_node: keep each new video's top-m partners (ties: lower training index).
-
-        Returns:
-            new_idx int64 [P] (0..M-1), train_idx int64 [P], w1 float32 [P], sorted by new_idx.
-        """
-        if min_jaccard <= 0:
-            raise ValueError("min_jaccard must be > 0 (0 would connect every pair)")
-        b_new, sizes_new = self._incidence(objects_new)
-        inter = (b_new[:, np.flatnonzero(~self.stop)] @ self.gen_t).tocoo()
-        r, c, cnt = inter.row.astype(np.int64), inter.col.astype(np.int64), inter.data.astype(np.float64)
-        if self.b_stop.shape[1] and r.size:
-            cnt = cnt + np.asarray(b_new[:, np.flatnonzero(self.stop)][r].multiply(self.b_stop[c]).sum(1)).ravel()
-        jac = cnt / (sizes_new[r] + self.sizes[c] - cnt)
-        ok = jac >= min_jaccard
-        r, c, jac = r[ok], c[ok], jac[ok]
-        order = np.lexsort((c, -jac, r))
-        r, c, jac = r[order], c[order], jac[order]
-        if max_per_node is not None and r.size:
-            rank = np.arange(r.size) - np.searchsorted(r, r, side="left")
-            keep = rank < max_per_node
-            r, c, jac = r[keep], c[keep], jac[keep]
-        return r, c, jac.astype(np.float32)
+    return dict(k=DEFAULT_K, tau=DEFAULT_TAU, min_jaccard=DEFAULT_MIN_JACCARD,
+                max_per_node=DEFAULT_MAX_PER_NODE, max_object_frequency=DEFAULT_MAX_OBJECT_FREQUENCY)
 
 
 class InductiveEmbedder:
@@ -150,14 +72,15 @@ class InductiveEmbedder:
 
     Args:
         model: trained GNN.
-        x_train: float32 [N, D] training features (L2-normalised), rows = graph nodes.
+        x_train: [N, D] training features (L2-normalised), rows = graph nodes: float32, or a
+            float16/float32 memmap store (read in place).
         graph: the training VideoGraph.
         objects_train: [N] object sets (VidSage graphs); None for LiteVidSage.
         k, tau: visual neighbours and threshold (None: ``graph.meta``, else graph defaults).
         alpha, beta: weights of the object and visual terms (None: ``graph.meta``, else 0.7 /
             0.3). Ignored without objects: visual edges then weigh 1 as in LiteVidSage.
         min_jaccard, max_per_node, max_object_frequency: object-edge rules as in
-            ``graph.jaccard_edges`` (None for the last two means no cap); left out: as recorded in
+            ``jaccard.jaccard_edges`` (None for the last two means no cap); left out: as recorded in
             ``graph.meta``, else the graph module's defaults.
         mode: neighbour search, "exact", "ivf", "hnsw" or "ivf-gemm".
         device: where the GNN runs.
@@ -169,11 +92,11 @@ class InductiveEmbedder:
                  beta: float | None = None, min_jaccard: float | None = None, max_per_node: int | None = FROM_GRAPH,
                  max_object_frequency: float | None = FROM_GRAPH, mode: str | None = None, device: str = "auto",
                  knn_device: str = "cpu") -> None:
-        from vidsage_core.graph import build_index
-
         d = _defaults()
-        self.model = _unwrap(model)
-        self.x_train = np.ascontiguousarray(x_train, dtype=np.float32)
+        self.model = unwrap(model)
+        # A float16/float32 array or memmap store is used in place (rows are read as needed).
+        self.x_train = (x_train if isinstance(x_train, np.ndarray) and x_train.ndim == 2
+                        and x_train.dtype in (np.float16, np.float32) else np.ascontiguousarray(x_train, np.float32))
         self.graph = graph
         self.n = int(graph.num_nodes)
         if self.x_train.shape[0] != self.n:
@@ -199,9 +122,10 @@ class InductiveEmbedder:
         self.device = resolve_device(device)
         self.index = build_index(self.x_train, mode=self.mode, device=knn_device)
         self.objects = ObjectIndex(objects_train, self.max_object_frequency) if self.use_objects else None
-        self.ptr, self.src, self.w, _ = in_csr(graph.edge_index, graph.edge_weight, self.n)
-        self.num_layers = _num_layers(self.model)
-        self._messages: list[torch.Tensor] | None = None  # see _training_messages
+        # A VideoGraph's own CSR (symmetric: rows are in-neighbours) needs no O(E log E) sort.
+        self.ptr, self.src, self.w = graph_in_csr(graph)
+        self.num_layers = num_layers(self.model)
+        self._messages: list[np.ndarray] | None = None  # see _training_messages
         self._messages_key: tuple | None = None
 
     def params(self) -> dict[str, Any]:
@@ -272,7 +196,7 @@ class InductiveEmbedder:
         the module docstring). Other models run, per batch of new nodes, on the computation
         subgraph: the new nodes, their training neighbours S1 and the exact closure of S1 in the
         training graph for the remaining ``L - 1`` layers
-        (:func:`~vidsage_core.train.closure_subgraph`), plus the attachment edges. Either way
+        (:func:`~vidsage_core.embed.closure_subgraph`), plus the attachment edges. Either way
         exact for the L-layer model and independent of the other new videos.
 
         Args:
@@ -313,7 +237,7 @@ class InductiveEmbedder:
                 local[n_id] = torch.arange(n_id.numel()) + b  # training nodes after the b new ones
                 ei = torch.cat([sub_ei + b, torch.stack([local[t], nw])], dim=1)
                 ew = torch.cat([sub_w.float(), w])
-                xs = torch.cat([torch.from_numpy(x_new[start:stop]), torch.from_numpy(self.x_train[n_id.numpy()])])
+                xs = torch.cat([torch.from_numpy(x_new[start:stop]), gather_rows(self.x_train, n_id)])
                 z = model(xs.to(self.device), ei.to(self.device), ew.to(self.device))
                 out.append(z[:b].float().cpu())
             res = torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
@@ -322,26 +246,20 @@ class InductiveEmbedder:
             model.to(model_device)
             model.train(was_training)
 
-    def _training_messages(self) -> list[torch.Tensor]:
+    def _training_messages(self) -> list[np.ndarray]:
         """Per layer ``t``, the messages ``ReLU(W1 h_j^t)`` of every training node, ``[N, d]``.
 
-        One eval-mode forward over the training graph. Valid while the weights are unchanged:
-        the key is the parameters' in-place version counters (an optimiser step bumps them), so
-        training the model further recomputes the cache on the next call.
+        One layer-wise eval pass over the training graph (:meth:`VidSage.inference`, the same
+        pass that embeds the graph). Valid while the weights are unchanged: the key is the
+        parameters' in-place version counters (an optimiser step bumps them), so training the
+        model further recomputes the cache on the next call.
         """
         model = self.model
         key = (self.device, tuple(p._version for p in model.parameters()))
         if self._messages is not None and self._messages_key == key:
             return self._messages
-        ei = self.graph.edge_index.long().to(self.device)
-        ew = self.graph.edge_weight.float().to(self.device)
-        x = torch.from_numpy(self.x_train).to(self.device)
-        h = model.proj(x) if model.proj is not None else x
-        messages = []
-        for t, conv in enumerate(model.layers()):
-            messages.append(conv.messages(h))
-            if t < self.num_layers - 1:
-                h = conv(h, ei, ew, act=model.layer_activation(t))
+        messages: list[np.ndarray] = []
+        model.inference(self.x_train, self.ptr, self.src, self.w, device=self.device, messages=messages)
         self._messages, self._messages_key = messages, key
         return messages
 
@@ -356,7 +274,8 @@ class InductiveEmbedder:
         x = torch.from_numpy(x_new).to(self.device)
         h = model.proj(x) if model.proj is not None else x
         for t, conv in enumerate(model.layers()):
-            h = conv.combine(h, conv.message_and_aggregate(adj_t, messages[t]),
+            msg = torch.from_numpy(messages[t]).to(self.device)
+            h = conv.combine(h, conv.message_and_aggregate(adj_t, msg),
                              act=model.layer_activation(t))
         return np.ascontiguousarray(h.float().cpu().numpy(), dtype=np.float32)
 
@@ -441,43 +360,3 @@ def embed_one(model: nn.Module, x_train: np.ndarray, graph, x: np.ndarray, k: in
     emb = InductiveEmbedder(model, x_train, graph, objects_train, k=k, tau=tau, alpha=alpha, beta=beta,
                             device=device, **kwargs)
     return emb.embed_one(x, objects)
-
-
-def train_and_embed(x_trainval: np.ndarray, graph, x_test: np.ndarray, config: TrainConfig = TrainConfig(),
-                    out_dir: str | Path = "run", attach_kwargs: dict | None = None, resume: bool = False,
-                    progress: bool = True) -> tuple[np.ndarray, np.ndarray, TrainResult]:
-    """Train on the train+val graph, embed it transductively and the test videos inductively.
-
-    Test videos are never in the training graph; they are attached exactly as new videos
-    (:func:`embed_unseen`). Writes ``out_dir/embeddings.npz`` (``trainval``, ``test``) and
-    ``out_dir/attach.json`` (the attachment rule and edge counts) beside train()'s files.
-
-    Args:
-        x_trainval: float32 [N, D] features of the graph's nodes.
-        graph: VideoGraph over them.
-        x_test: float32 [M, D].
-        config: TrainConfig.
-        out_dir: run directory.
-        attach_kwargs: objects_train, objects_new, k, tau, alpha, beta, ... for attachment.
-        resume: passed to train().
-        progress: progress bars.
-
-    Returns:
-        z_trainval float32 [N, out_dim], z_test float32 [M, out_dim], TrainResult.
-    """
-    attach_kwargs = dict(attach_kwargs or {})
-    objects_new = attach_kwargs.pop("objects_new", None)
-    out_dir = Path(out_dir)
-    result = train(x_trainval, graph, config, out_dir, resume=resume, progress=progress)
-    device = result.resolved["device"]
-    z_trainval = embed(result.model, x_trainval, graph, device=device)
-    emb = InductiveEmbedder(result.model, x_trainval, graph, device=device, **attach_kwargs)
-    t, nw, w = emb.attachment_edges(x_test, objects_new)
-    z_test = emb.embed_attached(x_test, t, nw, w)
-    deg = np.bincount(nw, minlength=len(x_test))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    np.savez(out_dir / "embeddings.npz", trainval=z_trainval, test=z_test)
-    save_json({"rule": emb.params(), "num_new": int(len(x_test)), "edges": int(len(t)),
-               "degree_mean": float(deg.mean()) if deg.size else 0.0,
-               "isolated_new": int((deg == 0).sum())}, out_dir / "attach.json")
-    return z_trainval, z_test, result

@@ -50,7 +50,9 @@ from ``edge_index[0]`` (source ``j``) to ``edge_index[1]`` (target ``i``).
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -332,6 +334,121 @@ class VidSage(nn.Module):
                 w = None if edge_weight is None else edge_weight[:e]
                 h = conv(h[:src], edge_index[:, :e], w, act=act, num_targets=tgt)
         return h
+
+    @torch.no_grad()
+    def inference(
+        self,
+        x,
+        ptr: Tensor,
+        src: Tensor,
+        weight: Tensor | None,
+        block: int = 32_768,
+        out=None,
+        work_dir: str | Path | None = None,
+        device: str = "cpu",
+        progress: bool = False,
+        messages: list | None = None,
+    ):
+        """Eval-mode embeddings of every node, one layer at a time over all nodes (PyG's
+        ``BasicGNN.inference``: "compute representations of nodes layer by layer, using all
+        available edges").
+
+        Each layer runs once per node, in blocks of ``block`` rows: the messages ``ReLU(W1 h)``
+        of every node, then per block of targets ``combine(h_i, Σ_j w_ij msg_j)`` with the
+        targets' rows of the in-edge CSR. Equal to ``self.eval()(x, edge_index, edge_weight)``
+        (to float rounding) at ``O(N d^2 + E d)`` per layer; memory is bounded by the block size
+        when ``x``, ``out`` and ``work_dir`` are on disk.
+
+        Args:
+            x: ``[N, in_dim]`` features: a float16/float32 array or memmap (read in blocks) or
+                a tensor.
+            ptr, src, weight: in-edge CSR (``vidsage_core.embed.in_csr``, or a symmetric
+                graph's ``VideoGraph.csr()``): the sources of target ``i`` are
+                ``src[ptr[i]:ptr[i+1]]`` with weights ``weight[...]`` (None: ones).
+            block: rows per block.
+            out: ``[N, out_dim]`` array (e.g. a float16 memmap) to write the result into; None:
+                a new float32 array.
+            work_dir: where the intermediate layers and messages live as float32 memmaps (None:
+                in RAM).
+            device: where the products run.
+            progress: tqdm over blocks.
+            messages: if a list, each layer's messages ``[N, d]`` (float32 arrays) are appended
+                to it (the cache ``infer.InductiveEmbedder`` attaches new videos with).
+
+        Returns:
+            ``out`` (or the new float32 array) ``[N, out_dim]``.
+        """
+        from tqdm.auto import tqdm
+
+        n = int(ptr.numel()) - 1
+        if x.shape[0] != n:
+            raise ValueError(f"inference: x has {x.shape[0]} rows but the CSR describes {n} nodes")
+        ptr, src = ptr.long().cpu(), src.long().cpu()
+        weight = torch.ones(src.numel()) if weight is None else weight.float().cpu()
+        was_training = self.training
+        model_device = next(self.parameters()).device
+        self.eval()
+        self.to(device)
+        tmp: list[Path] = []
+
+        def buffer(name: str, width: int) -> np.ndarray:
+            if work_dir is None:
+                return np.empty((n, width), np.float32)
+            path = Path(work_dir) / f"_inference_{id(self)}_{name}.npy"
+            tmp.append(path)
+            return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, width))
+
+        def rows(a, s: int, e: int) -> Tensor:
+            if isinstance(a, Tensor):
+                return a[s:e].to(device).float()
+            return torch.from_numpy(np.ascontiguousarray(a[s:e], dtype=np.float32)).to(device)
+
+        def blocks(desc: str):
+            return tqdm(range(0, n, block), desc=desc, unit="block", disable=not progress)
+
+        try:
+            h = x
+            if self.proj is not None:
+                h = buffer("h0", self.proj.out_features)
+                for s in blocks("inference: projection"):
+                    h[s:s + block] = self.proj(rows(x, s, s + block)).cpu().numpy()
+            layers = self.layers()
+            for t, conv in enumerate(layers):
+                msg = buffer(f"msg{t}", conv.in_channels)
+                for s in blocks(f"inference: layer {t + 1} messages"):
+                    msg[s:s + block] = conv.messages(rows(h, s, s + block)).cpu().numpy()
+                msg_t = torch.from_numpy(np.asarray(msg)).to(device)
+                last = t == len(layers) - 1
+                if last and out is not None:
+                    if tuple(out.shape) != (n, conv.out_channels):
+                        raise ValueError(f"inference: out has shape {tuple(out.shape)}, "
+                                         f"expected {(n, conv.out_channels)}")
+                    nxt = out
+                else:
+                    nxt = np.empty((n, conv.out_channels), np.float32) if last else \
+                        buffer(f"h{t + 1}", conv.out_channels)
+                for s in blocks(f"inference: layer {t + 1} aggregate"):
+                    e = min(n, s + block)
+                    lo, hi = int(ptr[s]), int(ptr[e])
+                    with warnings.catch_warnings():
+                        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+                        adj = torch.sparse_csr_tensor(ptr[s:e + 1] - lo, src[lo:hi], weight[lo:hi],
+                                                      size=(e - s, n), check_invariants=False).to(device)
+                    z = conv.combine(rows(h, s, e), conv.message_and_aggregate(adj, msg_t),
+                                     act=self.layer_activation(t))
+                    nxt[s:e] = z.cpu().numpy().astype(nxt.dtype, copy=False)
+                if messages is not None:
+                    messages.append(msg)
+                del msg_t, msg
+                h = nxt
+            if isinstance(h, np.memmap):
+                h.flush()
+            return h
+        finally:
+            self.to(model_device)
+            self.train(was_training)
+            for path in tmp:
+                path.unlink(missing_ok=True)  # open memmaps stay valid until released (POSIX)
 
 
 class GNNEncoder(nn.Module):

@@ -23,11 +23,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from vidsage_core import paths
+from vidsage_core.embed import embed
+from vidsage_core.infer import InductiveEmbedder
+from vidsage_core.train import TrainConfig, TrainResult, train
 from vidsage_core.utils import load_json, resolve_device, save_json, to_jsonable
 
 OBJECT_SOURCE = "object_source.json"  # beside object_source.npz (its fitted arrays)
@@ -64,7 +67,7 @@ class RunConfig:
     modality: str = "rgb+audio"
     sgc_k: int = 25  # neighbours averaged by the non-learned smoothing baseline
     # Neighbour search for the graphs and the smoothing baseline: "exact", or an approximate
-    # mode of graph.knn for millions of videos ("ivf-gemm": same candidates as FAISS IVF, built
+    # mode of knn.knn for millions of videos ("ivf-gemm": same candidates as FAISS IVF, built
     # as one matrix product per list; "ivf", "hnsw"). Test videos attach with the same mode.
     knn_mode: str = "exact"
     # Also fit the GNN heads on [x ‖ z] (beyond the paper): on the validation split z alone lost
@@ -80,6 +83,13 @@ class RunConfig:
     evaluate: bool = True
     train_overrides: dict = field(default_factory=dict)  # extra TrainConfig fields
     head_overrides: dict = field(default_factory=dict)  # extra HeadConfig fields
+    # Millions of videos (run_streamed): TFRecords are streamed group by group into on-disk
+    # float16 stores (never all features in RAM), the GNN trains and embeds from them; LiteVidSage
+    # graphs only (object sources fit on in-memory VideoSets), no smoothing baseline.
+    stream: bool = False
+    # Videos per split the heads are fitted / scored on (None: all). Scoring keeps a dense
+    # [N_test, 3862] matrix (12 GB at 800k test videos), so a sample bounds it at scale.
+    head_sample: int | None = None
 
 
 def saved_config(config: RunConfig) -> dict:
@@ -125,7 +135,7 @@ def sgc_features(x_trainval: np.ndarray, x_test: np.ndarray, k: int = 25,
     Returns:
         float32 ``[N, 2D]`` for train+val and ``[M, 2D]`` for test.
     """
-    from vidsage_core.graph import knn
+    from vidsage_core.knn import knn
 
     k = min(k, len(x_trainval) - 1)  # small data sets have fewer neighbours to average
     _, idx_tv = knn(x_trainval, k, mode=mode, device=device)
@@ -287,6 +297,44 @@ def write_run_embeddings(path: Path, ids, trainval: np.ndarray, test: np.ndarray
     return save_embeddings(path, ids, z)
 
 
+def train_and_embed(x_trainval: np.ndarray, graph, x_test: np.ndarray, config: TrainConfig = TrainConfig(),
+                    out_dir: str | Path = "run", attach_kwargs: dict | None = None, resume: bool = False,
+                    progress: bool = True) -> tuple[np.ndarray, np.ndarray, TrainResult]:
+    """Train on the train+val graph, embed it transductively and the test videos inductively.
+
+    Test videos are never in the training graph; they are attached exactly as new videos
+    (:func:`embed_unseen`). Writes ``out_dir/attach.json`` (the attachment rule and edge counts) beside train()'s files.
+
+    Args:
+        x_trainval: float32 [N, D] features of the graph's nodes.
+        graph: VideoGraph over them.
+        x_test: float32 [M, D].
+        config: TrainConfig.
+        out_dir: run directory.
+        attach_kwargs: objects_train, objects_new, k, tau, alpha, beta, ... for attachment.
+        resume: passed to train().
+        progress: progress bars.
+
+    Returns:
+        z_trainval float32 [N, out_dim], z_test float32 [M, out_dim], TrainResult.
+    """
+    attach_kwargs = dict(attach_kwargs or {})
+    objects_new = attach_kwargs.pop("objects_new", None)
+    out_dir = Path(out_dir)
+    result = train(x_trainval, graph, config, out_dir, resume=resume, progress=progress)
+    device = result.resolved["device"]
+    z_trainval = embed(result.model, x_trainval, graph, device=device)
+    emb = InductiveEmbedder(result.model, x_trainval, graph, device=device, **attach_kwargs)
+    t, nw, w = emb.attachment_edges(x_test, objects_new)
+    z_test = emb.embed_attached(x_test, t, nw, w)
+    deg = np.bincount(nw, minlength=len(x_test))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_json({"rule": emb.params(), "num_new": int(len(x_test)), "edges": int(len(t)),
+               "degree_mean": float(deg.mean()) if deg.size else 0.0,
+               "isolated_new": int((deg == 0).sum())}, out_dir / "attach.json")
+    return z_trainval, z_test, result
+
+
 def _row(variant: str, head: str, seed: int, metrics: dict, object_source: str | None = None,
          train_seconds: float | None = None) -> dict:
     keys = ("gap", "hit_at_one", "perr", "map", "mean_ap", "bucketed_map", "top1", "top5")
@@ -319,9 +367,7 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
         The content of ``metrics.json``: ``{"rows": [...], "provenance": {...}}``.
     """
     from vidsage_core.evaluate import HeadConfig, evaluate_head
-    from vidsage_core.infer import train_and_embed
     from vidsage_core.retrieval import label_retrieval
-    from vidsage_core.train import TrainConfig
 
     t_start = time.perf_counter()
     out = Path(config.out)
@@ -434,6 +480,138 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
     return metrics
 
 
+def run_streamed(config: RunConfig, progress: bool = True,
+                 on_stage: Callable[[str], None] | None = None) -> dict:
+    """``vidsage run --stream``: the protocol of :func:`run` for millions of videos, bounded memory.
+
+    TFRecords -> train+val / test feature stores (:func:`vidsage_core.data.stream.stream_tfrecords`,
+    same hash split) -> LiteVidSage graph over the train+val store (``config.knn_mode``;
+    "ivf-gemm" reads the float16 store list by list) -> :func:`~vidsage_core.train.train` from the
+    store (sampled subgraphs read their rows per step; ``train_overrides={"max_steps": n}`` for a
+    timed partial run) -> :func:`~vidsage_core.embed.embed` of every train+val video into a float16
+    ``.npy`` (layer-wise) -> test videos attached inductively in blocks -> heads on
+    ``head_sample`` videos per split (minibatches read from the stores).
+
+    Args:
+        config: the run (``stream`` is implied; ``variants`` must be ``("lite",)`` or empty). With
+            ``prepare_only`` it stops after the store and the graph (the inputs of ``torchrun -m
+            vidsage_core.train --features OUT/store/trainval/features.npy --graph OUT/lite/graph.pt``).
+        progress: tqdm bars.
+        on_stage: called with each stage's name as it starts ("read", "graph", "train", "embed",
+            "embed_test", "heads") and with "done" at the end: a hook for memory polling.
+
+    Returns:
+        The content of ``metrics.json``; ``provenance["stage_seconds"]`` holds each stage's wall time.
+    """
+    from vidsage_core.evaluate import HeadConfig, evaluate_head
+    from vidsage_core.graph import lite_graph
+    from vidsage_core.data.stream import stream_tfrecords
+
+    if set(config.variants) - {"lite"}:
+        raise ValueError(f"--stream builds LiteVidSage graphs only (object sources need the VideoSet in memory); "
+                         f"got variants {config.variants}: use --variant lite")
+    t_start = time.perf_counter()
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(config.device)
+    save_json({**dataclasses.asdict(config), "resolved_device": device}, out / "config.json")
+    (out / "metrics.json").unlink(missing_ok=True)
+    seconds: dict[str, float] = {}
+    clock = [None, time.perf_counter()]
+
+    def stage(name: str) -> None:
+        now = time.perf_counter()
+        if clock[0] is not None:
+            seconds[clock[0]] = seconds.get(clock[0], 0.0) + now - clock[1]
+        clock[:] = [name, now]
+        if name != "done":
+            print(f"[run] {name} ...", flush=True)
+        if on_stage is not None:
+            on_stage(name)
+
+    stage("read")
+    streamed = stream_tfrecords(config.data, out / "store", config.modality, on_error=config.on_error,
+                                level=config.level, max_videos=config.max_videos, progress=progress)
+    tv, te = streamed.trainval, streamed.test
+    if len(tv) < 10 or len(te) == 0:
+        raise ValueError(f"{config.data}: {len(tv)} train+val and {len(te)} test videos; need >= 10 and >= 1")
+    rng = np.random.default_rng(0)
+    s_tv = np.arange(len(tv)) if config.head_sample is None or config.head_sample >= len(tv) else \
+        np.sort(rng.choice(len(tv), config.head_sample, replace=False))
+    s_te = np.arange(len(te)) if config.head_sample is None or config.head_sample >= len(te) else \
+        np.sort(rng.choice(len(te), config.head_sample, replace=False))
+    y_tv, y_te = tv.labels[s_tv], te.labels[s_te]
+    rows: list[dict] = []
+    provenance = {
+        "dataset": config.dataset, "source": streamed.source, "synthetic": False,
+        "num_videos": int(len(tv) + len(te)), "split": {"trainval": int(len(tv)), "test": int(len(te))},
+        "split_rule": streamed.split_rule, "num_classes": int(tv.num_classes), "modality": config.modality,
+        "feature_dim": int(tv.x.shape[1]), "store_dtype": str(tv.x.dtype), "seeds": list(config.seeds),
+        "device": device, "git_commit": git_commit(),
+        "head_sample": {"trainval": int(len(s_tv)), "test": int(len(s_te))},
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "skipped": streamed.skipped.counts(), "stage_seconds": seconds,
+    }
+
+    def rows_of(x: np.ndarray, sel: np.ndarray) -> np.ndarray:
+        return x if len(sel) == x.shape[0] else np.asarray(x[sel], dtype=np.float32)
+
+    def heads_on(variant, f_tv, f_te, seed, train_seconds=None, heads=None):
+        for head in heads or config.gnn_heads:
+            hc = HeadConfig(**{"seed": seed, "device": device, **config.head_overrides})
+            m = evaluate_head(head, rows_of(f_tv, s_tv), y_tv, rows_of(f_te, s_te), y_te, hc, progress=False)
+            rows.append(_row(variant, head, seed, m, None, train_seconds))
+            r = rows[-1]
+            print(f"  {r['method']:<24} seed {seed}: GAP {r['gap']:.4f}  hit@1 {r['hit_at_one']:.4f}", flush=True)
+            save_json({"rows": rows, "provenance": provenance}, out / "metrics.json")
+
+    if config.baselines:
+        stage("heads")
+        for seed in config.seeds:
+            heads_on("raw", tv.x, te.x, seed, heads=config.heads)
+    for variant in config.variants:
+        vdir = out / variant
+        vdir.mkdir(parents=True, exist_ok=True)
+        stage("graph")
+        graph = lite_graph(tv.x, mode=config.knn_mode, device=device, progress=progress)
+        graph.save(vdir / "graph.pt")
+        provenance[f"{variant}_graph"] = {"num_nodes": graph.num_nodes, "num_edges": graph.num_undirected_edges}
+        if config.prepare_only:  # the inputs of `torchrun -m vidsage_core.train`
+            print(f"[run] prepared {out}/store/trainval/features.npy and {vdir}/graph.pt", flush=True)
+            continue
+        for seed in config.seeds:
+            sdir = vdir / f"seed{seed}"
+            fields = {"seed": seed, "device": device, **config.train_overrides}
+            if config.epochs is not None:
+                fields["epochs"] = config.epochs
+            stage("train")
+            t0 = time.perf_counter()
+            result = train(tv.x, graph, TrainConfig(**fields), sdir, progress=progress)
+            train_seconds = time.perf_counter() - t0
+            stage("embed")
+            width = result.model.out_dim if hasattr(result.model, "out_dim") else result.config.out_dim
+            z_tv = np.lib.format.open_memmap(sdir / "embeddings_trainval.npy", mode="w+", dtype=np.float16,
+                                             shape=(len(tv), width))
+            embed(result.model, tv.x, graph, device=device, out=z_tv, work_dir=sdir, progress=progress)
+            z_tv.flush()
+            stage("embed_test")
+            emb = InductiveEmbedder(result.model, tv.x, graph, device=device, mode=config.knn_mode)
+            z_te = np.lib.format.open_memmap(sdir / "embeddings_test.npy", mode="w+", dtype=np.float16,
+                                             shape=(len(te), width))
+            block = 65_536  # new videos are independent of each other: blocks give the same rows
+            for s0 in range(0, len(te), block):
+                z_te[s0:s0 + block] = emb.embed(np.asarray(te.x[s0:s0 + block], dtype=np.float32))
+            z_te.flush()
+            save_json({"rule": emb.params(), "num_new": int(len(te))}, sdir / "attach.json")
+            stage("heads")
+            heads_on(variant, z_tv, z_te, seed, train_seconds)
+    stage("done")
+    provenance["total_seconds"] = time.perf_counter() - t_start
+    metrics = {"rows": rows, "provenance": provenance}
+    save_json(metrics, out / "metrics.json")
+    return metrics
+
+
 def load_metrics(run_dir: str | Path) -> dict:
     """The ``metrics.json`` of a run directory."""
     path = Path(run_dir) / "metrics.json"
@@ -471,6 +649,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                              "the data carry no labels)")
     parser.add_argument("--resume", action="store_true",
                         help="continue interrupted training from each seed's checkpoint.pt")
+    parser.add_argument("--stream", action="store_true",
+                        help="millions of videos: stream the TFRecords into on-disk float16 stores and train, "
+                             "embed and fit heads from them with bounded memory (LiteVidSage only)")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="stop training after this many steps (a timed partial run; schedule unchanged)")
+    parser.add_argument("--head-sample", type=int, default=None,
+                        help="fit and score the heads on this many videos per split (default: all)")
     parser.add_argument("--prepare-only", action="store_true",
                         help="only write OUT/features_trainval.npy and OUT/<variant>/graph.pt, the "
                              "inputs of `torchrun -m vidsage_core.train` (multi-GPU training)")
@@ -490,9 +675,15 @@ def run_command(args: argparse.Namespace) -> int:
                        seeds=tuple(range(args.seeds)), epochs=args.epochs,
                        heads=tuple(args.heads), max_videos=args.max_videos, device=args.device,
                        baselines=not args.no_baselines, on_error=args.on_error, knn_mode=args.knn_mode,
-                       prepare_only=args.prepare_only, evaluate=not args.no_eval)
+                       prepare_only=args.prepare_only, evaluate=not args.no_eval, stream=args.stream,
+                       head_sample=args.head_sample,
+                       train_overrides={} if args.max_steps is None else {"max_steps": args.max_steps})
+    if config.stream and args.variant == "all":
+        config = dataclasses.replace(config, variants=("lite",))  # the streamed path's only graph
     # Bars only on a terminal: in logs and pipes they would bury the one-line errors.
-    metrics = run(config, progress=sys.stderr.isatty(), resume=args.resume)
+    progress = sys.stderr.isatty()
+    metrics = (run_streamed(config, progress=progress) if config.stream
+               else run(config, progress=progress, resume=args.resume))
     if config.prepare_only:
         return 0
     out = Path(args.out)
@@ -537,7 +728,8 @@ def run_if_missing(config: RunConfig, videos=None, split=None, progress: bool = 
     out = Path(config.out)
     wanted = saved_config(config)
     if (out / "metrics.json").exists() and (out / "config.json").exists():
-        saved = load_json(out / "config.json")
+        # A config saved before a field existed holds that field's default.
+        saved = {**json.loads(json.dumps(to_jsonable(RunConfig()))), **load_json(out / "config.json")}
         saved.pop("resolved_device", None)
         metrics = load_json(out / "metrics.json")
         # A clone carries the run's JSONs but not its models and embeddings (git-ignored), which
@@ -551,6 +743,8 @@ def run_if_missing(config: RunConfig, videos=None, split=None, progress: bool = 
             print(f"[run] {paths.relative(out)}: metrics exist but {len(missing)} model/embedding "
                   f"files do not (e.g. {paths.relative(missing[0])}); running it again")
     print(f"[run] {paths.relative(out)}: no complete results for this configuration; running it now")
+    if config.stream:
+        return run_streamed(config, progress=progress)
     return run(config, videos=videos, split=split, progress=progress)
 
 

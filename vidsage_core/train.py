@@ -48,15 +48,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from vidsage_core.embed import as_float_tensor, embed, graph_in_csr, num_layers, unwrap
 from vidsage_core.losses import (contrastive_loss, negative_sampling_loss, sample_negatives, sample_positives,
                                  triplet_loss)
+from vidsage_core.model import build_model
+from vidsage_core.store import gather_rows, open_store
 from vidsage_core.utils import resolve_device, save_json, seed_everything
 
 LOSSES = ("negative_sampling", "triplet", "contrastive")
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
 # Fields that do not change the arithmetic of a run: they may differ between a run and its resume.
-_RESUME_FREE_FIELDS = ("checkpoint_every", "num_workers", "device")
+_RESUME_FREE_FIELDS = ("checkpoint_every", "num_workers", "device", "max_steps")
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,9 @@ class TrainConfig:
     full_graph: bool | str = "auto"
     full_graph_max_nodes: int = 20_000
     num_workers: int = 0  # data-loader processes preparing batches (0: in the training process)
+    # Stop after this many steps (None: epochs x steps_per_epoch). The lr schedule still spans the
+    # whole run, so a few timed steps at scale see the rates a full run would (and resume on).
+    max_steps: int | None = None
 
     def __post_init__(self) -> None:
         if self.negative_distribution not in ("degree", "uniform"):
@@ -120,6 +126,8 @@ class TrainConfig:
                      "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r} must be >= 1")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"TrainConfig.max_steps={self.max_steps!r} must be >= 1 or None")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise ValueError(f"TrainConfig.steps_per_epoch={self.steps_per_epoch!r} must be >= 1 or None")
         # JSON round trips turn tuples into lists; keep the frozen dataclass hashable and comparable.
@@ -168,8 +176,9 @@ class TrainResult:
     Attributes:
         model: the trained model (unwrapped from DDP), in eval mode, on the training device.
         history: one dict per step: ``step`` (1-based), ``epoch`` (0-based), ``loss`` (mean over
-            ranks under DDP), ``lr`` (the rate used for that step), ``time`` (training seconds so far,
-            excluding the time between a kill and its resume).
+            ranks under DDP), ``lr`` (the rate used for that step), ``nodes`` (nodes whose features the
+            step read: the sampled subgraph, or all N in whole-graph mode), ``time`` (training seconds
+            so far, excluding the time between a kill and its resume).
         out_dir: where config.json, history.json, checkpoint.pt and model.pt were written.
         config: the configuration trained with.
         resolved: device, full-graph choice, sampler backend, versions, step counts.
@@ -225,201 +234,6 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _as_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """float32 CPU tensor sharing memory with ``x`` when possible (copies read-only memmaps)."""
-    if isinstance(x, torch.Tensor):
-        return x.float()
-    arr = np.asarray(x, dtype=np.float32)
-    if not (arr.flags.writeable and arr.flags.c_contiguous):
-        arr = np.array(arr, dtype=np.float32, order="C")
-    return torch.from_numpy(arr)
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") and isinstance(model.module, nn.Module) else model
-
-
-def _num_layers(model: nn.Module) -> int:
-    """Message-passing depth of ``model`` (the paper's L = 2 unless the model says otherwise)."""
-    model = _unwrap(model)
-    for name in ("num_layers", "depth"):
-        if isinstance(getattr(model, name, None), int):
-            return int(getattr(model, name))
-    convs = getattr(model, "convs", None)
-    if isinstance(convs, nn.ModuleList):
-        return len(convs)
-    return 2
-
-
-def _csr(graph) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    if hasattr(graph, "csr"):
-        rowptr, col, weight = graph.csr()
-        return rowptr.long(), col.long(), weight.float()
-    return in_csr(graph.edge_index, graph.edge_weight, graph.num_nodes)[:3]
-
-
-def in_csr(edge_index: torch.Tensor, edge_weight: torch.Tensor | None, num_nodes: int
-           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Group edges by target: edge (j -> i) is listed under i (PyG: messages flow source->target).
-
-    Args:
-        edge_index: long [2, E], (source, target).
-        edge_weight: float [E] or None (ones).
-        num_nodes: N.
-
-    Returns:
-        ptr long [N+1], src long [E] (sources sorted by target, then source), weight float [E],
-        order long [E] (position of each listed edge in the input).
-    """
-    src, dst = edge_index[0].long(), edge_index[1].long()
-    if edge_weight is None:
-        edge_weight = torch.ones(src.numel())
-    order = torch.argsort(dst * max(num_nodes, 1) + src, stable=True)
-    counts = torch.bincount(dst, minlength=num_nodes)
-    ptr = torch.zeros(num_nodes + 1, dtype=torch.long)
-    ptr[1:] = torch.cumsum(counts, 0)
-    return ptr, src[order], edge_weight.float()[order], order
-
-
-def _edge_slots(ptr: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
-    """Positions in the CSR arrays of every in-edge of ``nodes`` (vectorised ``range`` concat)."""
-    starts = ptr[nodes]
-    counts = ptr[nodes + 1] - starts
-    total = int(counts.sum())
-    if total == 0:
-        return torch.zeros(0, dtype=torch.long)
-    offsets = torch.cumsum(counts, 0) - counts
-    return torch.repeat_interleave(starts - offsets, counts) + torch.arange(total)
-
-
-def closure_subgraph(ptr: torch.Tensor, src: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                     num_layers: int, num_nodes: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The smallest subgraph on which an ``num_layers``-layer GNN gives ``targets`` exact outputs.
-
-    Layer ``l`` output at a node needs layer ``l-1`` outputs of all its in-neighbours, so the
-    targets need every in-edge of the nodes within ``num_layers - 1`` hops. Degree-normalised
-    layers (GCN) also need the in-degree of the message *sources*, i.e. every in-edge of the
-    nodes within ``num_layers`` hops; we include those too, which makes the result exact for any
-    layer whose message weights depend only on the two endpoints' in-edges (sum/mean/max, GCN,
-    GAT), at the price of one extra hop of (unused) source features.
-
-    Args:
-        ptr, src, weight: in-edge CSR from :func:`in_csr` (or a symmetric graph's CSR).
-        targets: long [T] distinct node ids.
-        num_layers: L.
-        num_nodes: N.
-
-    Returns:
-        n_id long [n] (targets first, in order), edge_index long [2, e] in local ids,
-        edge_weight float [e].
-    """
-    targets = targets.long()
-    in_set = torch.zeros(num_nodes, dtype=torch.bool)
-    in_set[targets] = True
-    order = [targets]
-    frontier = targets
-    for _ in range(num_layers):  # grow S_0 .. S_L
-        nbrs = src[_edge_slots(ptr, frontier)]
-        new = torch.unique(nbrs[~in_set[nbrs]])
-        in_set[new] = True
-        order.append(new)
-        frontier = new
-    s_l = torch.cat(order)
-    slots = _edge_slots(ptr, s_l)  # every in-edge of S_L
-    e_dst = torch.repeat_interleave(s_l, ptr[s_l + 1] - ptr[s_l])
-    e_src = src[slots]
-    outer = torch.unique(e_src[~in_set[e_src]])  # S_{L+1} \ S_L: feature-only sources
-    n_id = torch.cat([s_l, outer])
-    local = torch.full((num_nodes,), -1, dtype=torch.long)
-    local[n_id] = torch.arange(n_id.numel())
-    edge_index = torch.stack([local[e_src], local[e_dst]])
-    return n_id, edge_index, weight[slots]
-
-
-@torch.no_grad()
-def embed_nodes(model: nn.Module, x: np.ndarray | torch.Tensor, edge_index: torch.Tensor,
-                edge_weight: torch.Tensor | None, num_nodes: int, targets: torch.Tensor | None = None,
-                device: str = "auto", batch_size: int = 4096, max_full_nodes: int = 200_000,
-                progress: bool = False) -> np.ndarray:
-    """Eval-mode GNN outputs for ``targets`` on an arbitrary (possibly directed) graph.
-
-    Graphs with at most ``max_full_nodes`` nodes run in one whole-graph forward pass. Larger
-    graphs run in batches of ``batch_size`` targets, each on its exact
-    :func:`closure_subgraph` (every neighbour, no sampling), so both paths give the same numbers
-    up to float summation order.
-
-    Args:
-        model: GNN with ``forward(x, edge_index, edge_weight)``.
-        x: float [N, D] node features.
-        edge_index: long [2, E]; edge_weight: float [E] or None.
-        num_nodes: N.
-        targets: long [T] nodes to return (default all).
-        device: "auto", "cpu", "cuda", ...
-        batch_size: targets per batch on the large-graph path.
-        max_full_nodes: largest graph run in a single pass.
-        progress: tqdm over batches.
-
-    Returns:
-        float32 [T, out_dim].
-    """
-    from tqdm.auto import tqdm
-
-    device = resolve_device(device)
-    model = _unwrap(model)
-    was_training = model.training
-    model.eval()
-    try:
-        x_t = _as_tensor(x)
-        if x_t.shape[0] != num_nodes:
-            raise ValueError(f"x has {x_t.shape[0]} rows but the graph has {num_nodes} nodes")
-        model_device = next(model.parameters()).device
-        model.to(device)
-        all_targets = torch.arange(num_nodes) if targets is None else torch.as_tensor(targets).long()
-        if num_nodes <= max_full_nodes:
-            z = model(x_t.to(device), edge_index.to(device),
-                      None if edge_weight is None else edge_weight.float().to(device))
-            out = z[all_targets.to(device)].float().cpu().numpy()
-        else:
-            ptr, src, w, _ = in_csr(edge_index, edge_weight, num_nodes)
-            layers = _num_layers(model)
-            chunks = []
-            for start in tqdm(range(0, all_targets.numel(), batch_size), desc="embed", disable=not progress):
-                t = all_targets[start:start + batch_size]
-                n_id, sub_ei, sub_w = closure_subgraph(ptr, src, w, t, layers, num_nodes)
-                z = model(x_t[n_id].to(device), sub_ei.to(device), sub_w.to(device))
-                chunks.append(z[: t.numel()].float().cpu())
-            out = torch.cat(chunks).numpy() if chunks else np.zeros((0, 0), np.float32)
-        model.to(model_device)
-        return np.ascontiguousarray(out, dtype=np.float32)
-    finally:
-        model.train(was_training)
-
-
-def embed(model: nn.Module, x: np.ndarray, graph, device: str = "auto", batch_size: int = 4096,
-          max_full_nodes: int = 200_000, progress: bool = False) -> np.ndarray:
-    """Transductive embeddings of every node of ``graph`` (eval mode: no dropout, no sampling).
-
-    Whole-graph forward pass when ``graph.num_nodes <= max_full_nodes``; otherwise batches of
-    ``batch_size`` nodes, each on the exact full-neighbourhood subgraph it depends on (see
-    :func:`closure_subgraph`). Both give the same embeddings (to float rounding).
-
-    Args:
-        model: trained GNN (DDP wrapper allowed).
-        x: float32 [N, D] node features (the ones trained on).
-        graph: VideoGraph with N nodes.
-        device: "auto", "cpu" or "cuda[:i]".
-        batch_size: nodes per batch on the large-graph path.
-        max_full_nodes: largest graph embedded in one pass.
-        progress: tqdm over batches.
-
-    Returns:
-        float32 [N, out_dim], rows L2-normalised by the model.
-    """
-    return embed_nodes(model, x, graph.edge_index, graph.edge_weight, graph.num_nodes, None, device,
-                       batch_size, max_full_nodes, progress)
-
-
-# --------------------------------------------------------------------------------------------
 # batches: a pure function of (seed, rank, epoch, position)
 # --------------------------------------------------------------------------------------------
 @dataclass
@@ -436,7 +250,7 @@ class _BatchMaker:
     """Builds step batches; picklable so data-loader workers can run it."""
 
     def __init__(self, graph, config: TrainConfig, rank: int, world: int, full: bool, sampler) -> None:
-        self.rowptr, self.col, _ = _csr(graph)
+        self.rowptr, self.col, _ = graph_in_csr(graph)
         self.num_nodes = int(graph.num_nodes)
         self.config = config
         self.rank, self.world = rank, world
@@ -600,7 +414,6 @@ def load_model(path: str | Path, device: str = "cpu") -> nn.Module:
         path: file written by :func:`train`, or its run directory.
         device: where to put it.
     """
-    from vidsage_core.model import build_model
     from vidsage_core.safe_io import UnsafeFileError, load_tensor_file
 
     path = Path(path)
@@ -664,7 +477,9 @@ def train(x: np.ndarray, graph, config: TrainConfig = TrainConfig(), out_dir: st
     Under DDP (RANK/WORLD_SIZE in the environment) only rank 0 writes.
 
     Args:
-        x: float32 [N, D] node features (L2-normalised video features).
+        x: [N, D] node features (L2-normalised video features): an in-memory array, or a float16/
+            float32 memmap store (``store.open_store``) from which each step reads only the rows of
+            its sampled subgraph (whole-graph mode, for small graphs, holds them as float32).
         graph: VideoGraph with N nodes.
         config: hyper-parameters.
         out_dir: run directory.
@@ -683,8 +498,6 @@ def train(x: np.ndarray, graph, config: TrainConfig = TrainConfig(), out_dir: st
     import torch.distributed as dist
     from tqdm.auto import tqdm
 
-    from vidsage_core.model import build_model
-
     out_dir = Path(out_dir)
     device = resolve_device(config.device)
     ctx = _init_distributed(device)
@@ -693,7 +506,8 @@ def train(x: np.ndarray, graph, config: TrainConfig = TrainConfig(), out_dir: st
     is_main = ctx.rank == 0
     try:
         seed_everything(config.seed + ctx.rank)  # ranks draw different dropout masks
-        x = np.asarray(x)
+        if not isinstance(x, (np.ndarray, torch.Tensor)):
+            x = np.asarray(x)  # an ndarray or memmap store is used as is: rows are read per step
         n = int(graph.num_nodes)
         if x.ndim != 2 or x.shape[0] != n:
             raise ValueError(f"x has shape {x.shape} but the graph has {n} nodes")
@@ -709,8 +523,12 @@ def train(x: np.ndarray, graph, config: TrainConfig = TrainConfig(), out_dir: st
         maker = _BatchMaker(graph, config, ctx.rank, ctx.world, full, sampler)
         steps_per_epoch = maker.steps_per_epoch()
         total_steps = steps_per_epoch * config.epochs
+        last_step = total_steps if config.max_steps is None else min(total_steps, config.max_steps)
 
-        x_t = _as_tensor(x).to(device)
+        # Whole-graph mode (small graphs) holds the features as one float32 tensor; sampled mode
+        # reads each step's rows from x (an in-memory array or a memmap store) and never holds
+        # all N x D features.
+        x_t = as_float_tensor(x).to(device) if full else None
         edge_index = graph.edge_index.long().to(device) if full else None
         edge_weight = graph.edge_weight.float().to(device) if full else None
 
@@ -785,18 +603,19 @@ def train(x: np.ndarray, graph, config: TrainConfig = TrainConfig(), out_dir: st
         stop = _StopRequest()
         stop.install()
         t0 = time.perf_counter() - (history[-1]["time"] if history else 0.0)  # resumed runs keep counting
-        bar = tqdm(total=total_steps, initial=step, desc=f"train {config.model}/{config.loss}",
+        bar = tqdm(total=last_step, initial=step, desc=f"train {config.model}/{config.loss}",
                    disable=not (progress and is_main), dynamic_ncols=True)
         model.train()
         try:
-            while step < total_steps:
+            while step < last_step:
                 epoch, position = divmod(step, steps_per_epoch)
                 if perm_epoch != epoch:
                     perm, perm_epoch = maker.permutation(epoch), epoch
                 shard = maker.shard(perm)
                 for batch in _batches(maker, shard, epoch, position, steps_per_epoch, config.num_workers):
-                    loss = _train_step(model, batch, x_t, edge_index, edge_weight, config, optimizer, scaler,
-                                       use_amp, amp_dtype, device)
+                    loss = _train_step(model, batch, x if x_t is None else x_t, edge_index, edge_weight, config,
+                                       optimizer, scaler, use_amp, amp_dtype, device)
+                    nodes = n if batch.sub is None else int(batch.sub.n_id.numel())
                     lr_used = optimizer.param_groups[0]["lr"]
                     scheduler.step()
                     step += 1
@@ -805,7 +624,7 @@ def train(x: np.ndarray, graph, config: TrainConfig = TrainConfig(), out_dir: st
                         buf = torch.tensor([loss, flag], dtype=torch.float64, device=device)
                         dist.all_reduce(buf)
                         loss, flag = float(buf[0]) / ctx.world, float(buf[1])
-                    history.append({"step": step, "epoch": epoch, "loss": loss, "lr": lr_used,
+                    history.append({"step": step, "epoch": epoch, "loss": loss, "lr": lr_used, "nodes": nodes,
                                     "time": round(time.perf_counter() - t0, 3)})
                     rng_at_boundary = _rng_state()
                     bar.update(1)
@@ -820,7 +639,7 @@ def train(x: np.ndarray, graph, config: TrainConfig = TrainConfig(), out_dir: st
                         if stop.signum is None:
                             stop.signum = signal.SIGTERM  # another rank was signalled
                         raise _Stop()
-                    if step >= total_steps:
+                    if step >= last_step:
                         break
         except (KeyboardInterrupt, _Stop) as exc:
             bar.close()
@@ -874,15 +693,15 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.step, self.checkpoint = step, checkpoint
 
 
-def _train_step(model: nn.Module, batch: _Batch, x_t: torch.Tensor, edge_index, edge_weight,
+def _train_step(model: nn.Module, batch: _Batch, x: np.ndarray | torch.Tensor, edge_index, edge_weight,
                 config: TrainConfig, optimizer, scaler, use_amp: bool, amp_dtype, device: str) -> float:
     optimizer.zero_grad(set_to_none=True)
     with torch.autocast(device_type="cuda", dtype=amp_dtype, enabled=use_amp):
         if batch.sub is None:
-            z_all = model(x_t, edge_index, edge_weight)
+            z_all = model(x, edge_index, edge_weight)
             z = z_all[batch.seeds.to(device)]
         else:
-            z = _encode_sampled(model, x_t, batch.sub, device)
+            z = _encode_sampled(model, x, batch.sub, device)
         z = z.float()
         b = batch.anchors.numel()
         inv = batch.inv.to(device)
@@ -896,20 +715,21 @@ def _train_step(model: nn.Module, batch: _Batch, x_t: torch.Tensor, edge_index, 
     return float(loss.detach())
 
 
-def _encode_sampled(model: nn.Module, x_t: torch.Tensor, sub, device: str) -> torch.Tensor:
+def _encode_sampled(model: nn.Module, x: np.ndarray, sub, device: str) -> torch.Tensor:
     """Seed embeddings [batch_size, d] of a sampled subgraph, through the (possibly DDP) wrapper.
+
+    The subgraph's feature rows are read from ``x`` (array or memmap store) for this step only.
 
     When the sampler reports its hop structure and the model accepts it (see
     ``model.hop_slices``), layers skip the rows the seeds do not depend on: identical seed
     outputs, about half the work.
     """
-    n_id = sub.n_id.to(x_t.device)
     ew = None if getattr(sub, "edge_weight", None) is None else sub.edge_weight.float().to(device)
-    args = (x_t[n_id].to(device), sub.edge_index.to(device), ew)
+    args = (gather_rows(x, sub.n_id, device), sub.edge_index.to(device), ew)
     nodes, edges = getattr(sub, "num_sampled_nodes", None), getattr(sub, "num_sampled_edges", None)
-    layers = _num_layers(model)
+    layers = num_layers(model)
     if (nodes is not None and edges is not None and len(nodes) == layers + 1 and len(edges) == layers
-            and _accepts_hops(_unwrap(model))):
+            and _accepts_hops(unwrap(model))):
         return model(*args, num_sampled_nodes_per_hop=list(nodes), num_sampled_edges_per_hop=list(edges))
     return model(*args)[: sub.batch_size]
 
@@ -938,13 +758,6 @@ def _pyg_version() -> str | None:
         return torch_geometric.__version__
     except ImportError:
         return None
-
-
-def train_and_embed(*args: Any, **kwargs: Any):
-    """Train, embed the graph's videos and attach unseen ones: :func:`vidsage_core.infer.train_and_embed`."""
-    from vidsage_core.infer import train_and_embed as _train_and_embed
-
-    return _train_and_embed(*args, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -991,7 +804,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "  ... --resume   (after a kill / SIGTERM: continues exactly from DIR/checkpoint.pt)")
     io = parser.add_argument_group("inputs and outputs")
     io.add_argument("--features", required=True, default=argparse.SUPPRESS, metavar="PATH.npy",
-                    help="float32 [N, D] node features (np.save), row i = node i of the graph")
+                    help="float16/float32 [N, D] node features (.npy, memory-mapped), row i = node i of the graph")
     io.add_argument("--graph", required=True, default=argparse.SUPPRESS, metavar="PATH.pt",
                     help="graph saved with torch.save (a VideoGraph or a dict with edge_index, edge_weight, num_nodes)")
     io.add_argument("--out", required=True, default=argparse.SUPPRESS, metavar="DIR",
@@ -1007,6 +820,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     hp.add_argument("--epochs", type=int, default=d.epochs)
     hp.add_argument("--steps-per-epoch", type=int, default=d.steps_per_epoch,
                     help="default: one pass over the seed nodes")
+    hp.add_argument("--max-steps", type=int, default=d.max_steps,
+                    help="stop after this many steps (the lr schedule still spans all epochs)")
     hp.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (paper: 1e-5)")
     hp.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
     hp.add_argument("--weight-decay", type=float, default=d.weight_decay)
@@ -1042,7 +857,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                        negative_distribution=args.negative_distribution, heads=args.heads,
                        share_weights=not args.no_share_weights, final_activation=not args.no_final_activation,
                        seed=args.seed, device=args.device, amp=not args.no_amp,
-                       checkpoint_every=args.checkpoint_every, full_graph=full, num_workers=args.num_workers)
+                       checkpoint_every=args.checkpoint_every, full_graph=full, num_workers=args.num_workers,
+                       max_steps=args.max_steps)
 
 
 def train_command(args: argparse.Namespace) -> int:
@@ -1051,7 +867,7 @@ def train_command(args: argparse.Namespace) -> int:
     if not features.is_file():
         raise FileNotFoundError(f"--features {features}: no such file")
     try:
-        x = np.load(features, mmap_mode="r", allow_pickle=False)
+        x = open_store(features)  # memory-mapped: every rank reads only its steps' rows
     except (ValueError, OSError) as e:
         raise ValueError(f"--features {features}: not a .npy array ({e})") from None
     graph = load_graph(args.graph)
@@ -1062,8 +878,12 @@ def train_command(args: argparse.Namespace) -> int:
     result = train(x, graph, config, args.out, resume=args.resume, progress=not args.no_progress)
     if int(os.environ.get("RANK", "0")) == 0:
         if not args.no_embed:
-            z = embed(result.model, x, graph, device=result.resolved["device"])
-            np.save(Path(args.out) / "embeddings.npy", z)
+            # Written straight into the output .npy, block by block (no [N, d] copy in RAM).
+            out = np.lib.format.open_memmap(Path(args.out) / "embeddings.npy", mode="w+", dtype=np.float32,
+                                            shape=(graph.num_nodes, config.out_dim))
+            embed(result.model, x, graph, device=result.resolved["device"], out=out, work_dir=args.out)
+            out.flush()
+            del out
         last = result.history[-1]["loss"] if result.history else float("nan")
         print(f"trained {len(result.history)} steps, final loss {last:.4f}; run in {args.out}")
     return 0
