@@ -237,8 +237,11 @@ def test_ctrl_c_during_training_is_one_line_and_exit_130(bad_inputs, tmp_path):
 
 def test_interrupted_run_continues_with_resume(unlabelled, tmp_path):
     data = unlabelled[0]
+    # Long enough that the signal lands inside training even on a loaded machine: one step on
+    # 101 nodes takes milliseconds, and the trainer starts ~0.5 s after config.json appears.
+    EPOCHS = 3000
     out = tmp_path / "run"
-    args = ["run", "--data", data, "--out", out, "--epochs", "40", "--seeds", "1", "--variant", "lite",
+    args = ["run", "--data", data, "--out", out, "--epochs", str(EPOCHS), "--seeds", "1", "--variant", "lite",
             "--no-baselines", "--device", "cpu"]
     env = {**os.environ, "PYTHONPATH": str(paths.ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "vidsage_core", *map(str, args)], cwd=paths.ROOT, env=env,
@@ -258,11 +261,11 @@ def test_interrupted_run_continues_with_resume(unlabelled, tmp_path):
     line = err.strip().splitlines()[-1]
     assert line.startswith("interrupted after step ") and line.endswith("continue with --resume")
     stopped = int(line.split()[3].rstrip(";"))
-    assert 0 < stopped < 40  # one step per epoch (101 nodes < one batch)
+    assert 0 < stopped < EPOCHS  # one step per epoch (101 nodes < one batch)
     again = _vidsage(*args, "--resume")
     assert again.returncode == 0, again.stderr
     assert "starting from scratch" not in again.stderr
     history = json.loads((out / "lite" / "seed0" / "history.json").read_text())
-    assert [h["step"] for h in history] == list(range(1, 41))  # continued, not restarted
+    assert [h["step"] for h in history] == list(range(1, EPOCHS + 1))  # continued, not restarted
     with np.load(out / "lite" / "seed0" / "embeddings.npz") as f:
         assert f["ids"].tolist() == unlabelled[2]

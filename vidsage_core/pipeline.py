@@ -16,6 +16,7 @@ The protocol (the same for every row of Table 2):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
 import json
 import subprocess
@@ -514,7 +515,7 @@ def run_streamed(config: RunConfig, progress: bool = True,
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device)
-    save_json({**dataclasses.asdict(config), "resolved_device": device}, out / "config.json")
+    save_json({**saved_config(config), "resolved_device": device}, out / "config.json")
     (out / "metrics.json").unlink(missing_ok=True)
     seconds: dict[str, float] = {}
     clock = [None, time.perf_counter()]
