@@ -244,7 +244,8 @@ def run_scale(config: ScaleConfig = ScaleConfig(), progress: bool = True, out_js
                  f"(YouTube-8M 2018: 1024 + 128) written as video-level TFRecords, Zipf mixture of "
                  f"{config.num_topics} topics in a {config.latent_dim}-D latent space + isotropic noise; "
                  "label = the topic's class"),
-        "config": dataclasses.asdict(config), "run_config": dataclasses.asdict(rc),
+        "config": {**dataclasses.asdict(config), "work_dir": _portable(work)},
+        "run_config": {**dataclasses.asdict(rc), "data": "<work_dir>/tfrecords/*.tfrecord", "out": "<work_dir>/run"},
         "command": (f"vidsage run --stream --data '<work>/tfrecords/*.tfrecord' --variant lite --knn-mode "
                     f"{config.knn_mode} --max-steps {config.warmup_steps + config.train_steps} --head-sample "
                     f"{config.head_sample} --no-baselines (+ TrainConfig width/batch overrides)"),
@@ -299,6 +300,14 @@ def run_scale(config: ScaleConfig = ScaleConfig(), progress: bool = True, out_js
     log(f"[scale N={n:,}] done in {result['total_seconds']:.0f} s; peak RSS {result['peak']['peak_rss_gib']:.2f} GiB; "
         f"wrote {out_json}")
     return result
+
+
+def _portable(path: Path) -> str:
+    """``path`` relative to the repository root when inside it (results carry no machine paths)."""
+    try:
+        return str(Path(path).resolve().relative_to(paths.ROOT))
+    except ValueError:
+        return "<outside the repository>"
 
 
 def train_record(run_dir: Path, config: ScaleConfig) -> dict[str, Any]:
