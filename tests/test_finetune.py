@@ -157,3 +157,26 @@ def test_init_loads_the_pretrained_encoder_and_checks_its_shape(tmp_path):
     with pytest.raises(ValueError, match="hidden_dim"):
         finetune(x_tr, graph, y_tr, labelled, x_te, attach, _config(hidden_dim=32), tmp_path / "bad",
                  tmp_path / "pre", progress=False)
+
+
+@pytest.mark.parametrize("aggr, expected", [("sum", [1.0, 6.0]), ("mean", [0.25, 1.5])])
+def test_layer_aggregation_by_hand_and_cached_adjacency(aggr, expected):
+    """Edges 0 -> 2 (w 1) and 1 -> 2 (w 3): sum = 1*m0 + 3*m1, weighted mean = that / 4."""
+    from vidsage_core.model import VidSageConv, cached_adjacency
+
+    conv = VidSageConv(2, dropout=0.0, act=False, normalize=False, aggr=aggr)
+    with torch.no_grad():  # W1 = I, W2 = [0 | I]: the output is the aggregate itself
+        conv.lin1.weight.copy_(torch.eye(2))
+        conv.lin2.weight.copy_(torch.cat([torch.zeros(2, 2), torch.eye(2)], dim=1))
+    x = torch.tensor([[1.0, 0.0], [0.0, 2.0], [5.0, 5.0]], requires_grad=True)
+    ei, ew = torch.tensor([[0, 1], [2, 2]]), torch.tensor([1.0, 3.0])
+    out = conv(x, ei, ew)
+    torch.testing.assert_close(out, torch.tensor([[0.0, 0.0], [0.0, 0.0], expected]))
+    # The precomputed adjacency (fine-tuning's whole-graph path): same values and gradients.
+    (out * torch.arange(6.0).view(3, 2)).sum().backward()
+    g_ref = x.grad.clone()
+    x.grad = None
+    out_c = conv(x, cached_adjacency(ei, ew, 3))
+    (out_c * torch.arange(6.0).view(3, 2)).sum().backward()
+    torch.testing.assert_close(out_c, out)
+    torch.testing.assert_close(x.grad, g_ref)
