@@ -430,9 +430,12 @@ def table2(run_dir: str | Path, frame_run_dir: str | Path | None = None) -> tupl
             run has them, those rows say "needs frame-level data".
 
     Returns:
-        ``(df, caption)``: one row per paper row (GNN rows once per downstream head and object
-        source) plus the beyond-paper "SGC smoothing (no learning)" rows. Columns: ``input
-        features``, ``method``, ``head``, ``paper mAP``/``paper top-1``/``paper PERR`` (the
+        ``(df, caption)``: one row per paper baseline; the GNN rows once per object source and
+        head: fine-tuned (the paper's protocol, with the paper's numbers beside them), the
+        paper-exact configuration, the random-init ablation, the linear-probe rows and the
+        [x ‖ z] rows; then the beyond-paper baselines (SGC smoothing, SIGN, label propagation,
+        Correct & Smooth). Only all-label rows (label fraction 1). Columns: ``input features``,
+        ``method``, ``protocol``, ``head``, ``paper mAP``/``paper top-1``/``paper PERR`` (the
         paper's numbers, %), then ours as ``"<metric> mean"``/``"<metric> std"`` in % for
         YouTube-8M's top-20 ``map``, the paper's ``bucketed_map``, ``hit_at_one``, ``perr``
         and ``gap``, ``n seeds`` and ``note``.
