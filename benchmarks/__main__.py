@@ -6,6 +6,8 @@ Groups (``--only NAME``, repeatable or comma-separated):
 * ``knn``: exact kNN graph vs FAISS flat and scikit-learn, approximate modes (benchmarks.bench_knn);
 * ``train``: training throughput vs plain PyG loops (benchmarks.bench_train);
 * ``infer``: inductive embedding latency / throughput vs a FAISS + PyG peer (benchmarks.bench_infer);
+* ``finetune``: fine-tuning cost per seed and variant beside the pre-training it starts from
+  (benchmarks.bench_finetune);
 * ``scale``: the YouTube-8M-scale run (benchmarks.scale); not in the default set because at 4M
   videos it takes hours on a CPU: run it with ``--only scale [--num-videos N]``. Its rows stay in
   the report (merged) when later runs refresh the other groups.
@@ -27,8 +29,8 @@ from pathlib import Path
 from benchmarks.report import PeakMemory, Row, machine_info, write_results
 from vidsage_core import paths
 
-GROUPS = ("reader", "knn", "train", "infer", "scale")
-DEFAULT_GROUPS = ("reader", "knn", "train", "infer")
+GROUPS = ("reader", "knn", "train", "infer", "finetune", "scale")
+DEFAULT_GROUPS = ("reader", "knn", "train", "infer", "finetune")
 READER_TARGET = 20_000  # records/s on one core (the target)
 KNN_APPROX_TARGET = {"recall": 0.95, "speedup": 5.0, "min_n": 1_000_000}
 
@@ -55,6 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--train-steps", type=int, default=5)
     g.add_argument("--infer-queries", type=int, default=200)
     g.add_argument("--infer-batch", type=int, default=4096)
+    g.add_argument("--finetune-seeds", type=int, default=1, help="seeds timed per variant (finetune group)")
     g.add_argument("--repeats", type=int, default=None, help="override repetitions (reader, knn, infer batches)")
     s = p.add_argument_group("scale")
     s.add_argument("--num-videos", type=int, default=4_000_000)
@@ -280,6 +283,20 @@ def run_scale_group(args: argparse.Namespace, tmp: Path, out_dir: Path) -> list[
 # ---------------------------------------------------------------------------------------------
 # main
 # ---------------------------------------------------------------------------------------------
+def run_finetune(args: argparse.Namespace) -> list[Row]:
+    from benchmarks.bench_finetune import bench_finetune
+
+    if args.quick:
+        from vidsage_core.data import make_synthetic
+
+        videos = make_synthetic(300, num_classes=20, num_topics=5, num_objects=40, seed=args.seed)
+        return bench_finetune("", seeds=(args.seed,), device=args.device, videos=videos,
+                              train_overrides={"epochs": 1, "hidden_dim": 16, "out_dim": 16},
+                              finetune_overrides={"epochs": 1})
+    return bench_finetune(args.data, seeds=tuple(range(args.seed, args.seed + args.finetune_seeds)),
+                          device=args.device)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
@@ -330,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
                                           batch=64 if args.quick else args.infer_batch,
                                           repeats=args.repeats or (1 if args.quick else 3), device=args.device,
                                           seed=args.seed)
+                elif group == "finetune":
+                    new = run_finetune(args)
                 else:
                     new = run_scale_group(args, tmp, out.parent)
                 rows += new

@@ -402,6 +402,7 @@ GROUP_TITLES = {
     "knn": "k-nearest-neighbour graph",
     "train": "Training throughput",
     "infer": "Inductive embedding",
+    "finetune": "Fine-tuning cost (paper §4.2 protocol)",
     "scale": "YouTube-8M scale on one machine",
 }
 

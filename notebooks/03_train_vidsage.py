@@ -43,14 +43,14 @@ config
 metrics = pipeline.run_if_missing(config)
 
 # %% [markdown]
-# Every row, then mean ± std over seeds per method:
+# Every row, then mean ± std over seeds per method, protocol (`none`: baseline, `probe`: heads on frozen embeddings, `finetune`: the paper's §4.2 fine-tuning) and label fraction:
 
 # %%
 rows = pd.DataFrame(metrics['rows'])
 rows
 
 # %%
-rows.groupby('method')[['gap', 'hit_at_one', 'perr', 'map']].agg(['mean', 'std', 'count'])
+rows.groupby(['method', 'protocol', 'label_fraction'])[['gap', 'hit_at_one', 'perr', 'map']].agg(['mean', 'std', 'count'])
 
 # %%
 metrics['provenance']

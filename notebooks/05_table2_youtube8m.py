@@ -63,3 +63,14 @@ display(Markdown(tables.to_markdown(df)))
 
 # %%
 display(Markdown(narrative.summary_table2(metrics, frame_metrics)))
+
+# %% [markdown]
+# Label efficiency (beyond the paper): every method with 1 %, 5 %, 25 % and all of the train+val labels; the unsupervised pre-training always sees all videos without labels.
+
+# %%
+le_df, le_caption = tables.label_efficiency(config.out)
+print(le_caption)
+le_df
+
+# %%
+tables.write_table(le_df, 'label_efficiency', le_caption)

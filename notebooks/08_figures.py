@@ -70,6 +70,11 @@ fig = figures.fig_tsne(run.x[run.trainval], run.embeddings('vidsage', seed=0), f
 figures.save_fig(fig, 'tsne_raw_vs_vidsage')
 fig
 
+# %%
+fig = figures.fig_label_efficiency(config.out)
+figures.save_fig(fig, 'label_efficiency')
+fig
+
 # %% [markdown]
 # ## Findings
 #

@@ -57,16 +57,16 @@ def test_quick_harness_writes_every_group(tmp_path):
     payload = json.loads(out.with_suffix(".json").read_text())
     assert code == 0, payload["errors"]
     groups = {r["group"] for r in payload["rows"]}
-    assert groups == {"reader", "knn", "train", "infer", "scale"}
+    assert groups == {"reader", "knn", "train", "infer", "finetune", "scale"}
     for r in payload["rows"]:
         assert {"ours", "peer", "ratio", "repeats", "ours_mem_mb", "peer_mem_mb", "target", "target_met"} <= set(r)
-        if r["group"] in ("reader", "infer") or (r["group"] == "train" and r["status"] == "ok"):
+        if r["group"] in ("reader", "infer", "finetune") or (r["group"] == "train" and r["status"] == "ok"):
             assert r["ours"] > 0 and r["peer"] > 0 and r["ratio"] > 0 and r["repeats"] >= 1
     names = [r["name"] for r in payload["rows"] if r["group"] == "train"]
     assert any("NeighborLoader" in n for n in names) or all(r["status"] == "ok" for r in payload["rows"])
     md = out.read_text()
     for title in ("TFRecord reading", "k-nearest-neighbour graph", "Training throughput", "Inductive embedding",
-                  "YouTube-8M scale"):
+                  "Fine-tuning cost", "YouTube-8M scale"):
         assert f"## {title}" in md
     assert "| Ratio |" in md and "Peak mem ours / peer (MiB)" in md and "quick mode" in md
     saved = tmp_path / "scale" / "scale-2000.json"

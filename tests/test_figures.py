@@ -16,6 +16,7 @@ from vidsage_core.figures import (
     fig1_graph_neighbourhood,
     fig3_feature_pipeline,
     fig5_class_distribution,
+    fig_label_efficiency,
     fig_training_curves,
     fig_tsne,
     new_figure,
@@ -130,3 +131,36 @@ def test_fig_tsne_small():
     assert "t-SNE of 30 videos" in text and "other" in text and "16-D" in text and "4-D" in text
     with pytest.raises(ValueError, match="same number of rows"):
         fig_tsne(raw, emb[:10], verts)
+
+
+def test_fig_label_efficiency_draws_the_best_of_each_kind_with_seed_spread(tmp_path):
+    rows = []
+    gaps = {"raw-logistic": ("raw", "none", [0.10, 0.30]), "sgc-logistic": ("sgc", "none", [0.12, 0.31]),
+            "labelprop": ("lp", "none", [0.05, 0.20]), "litevidsage-logistic": ("lite", "probe", [0.08, 0.25]),
+            "vidsage-logistic": ("vidsage", "probe", [0.09, 0.26]),
+            "litevidsage-finetune": ("lite", "finetune", [0.20, 0.35])}
+    for method, (variant, protocol, values) in gaps.items():
+        for f, gap in zip((0.1, 1.0), values):
+            for seed in (0, 1):
+                rows.append({"method": method, "variant": variant, "head": "logistic", "seed": seed,
+                             "protocol": protocol, "label_fraction": f, "gap": gap + seed / 100})
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps({"rows": rows, "provenance": {
+        "dataset": "toy", "synthetic": True, "num_videos": 10, "seeds": [0, 1]}}))
+    fig = fig_label_efficiency(run)
+    ax = fig.axes[0]
+    lines = {ln.get_label(): ln.get_ydata() for ln in ax.get_lines()}
+    assert set(lines) == {"raw features (logistic): raw-logistic", "best baseline: sgc-logistic",
+                          "best linear probe: vidsage-logistic", "best fine-tuned: litevidsage-finetune"}
+    # means over the two seeds, in percent: (0.20 + 0.21) / 2 and (0.35 + 0.36) / 2
+    np.testing.assert_allclose(lines["best fine-tuned: litevidsage-finetune"], [20.5, 35.5])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["10 %", "100 %"]
+    assert len(ax.collections) == 4 * (1 + 2)  # per line: a std band, then 2 seed dots per fraction
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "metrics.json").write_text(json.dumps({"rows": [r for r in rows if r["label_fraction"] == 1.0],
+                                                  "provenance": {}}))
+    with pytest.raises(ValueError, match="needs >= 2 label fractions"):
+        fig_label_efficiency(one)
+

@@ -38,10 +38,18 @@ def synthetic_run(tmp_path_factory):
 def test_run_writes_every_row_with_provenance(synthetic_run):
     config, videos, metrics = synthetic_run
     methods = {(r["method"], r["seed"]) for r in metrics["rows"]}
+    prov = metrics["provenance"]
     expected = {(m, s) for s in (0, 1) for m in
-                ("raw-logistic", "raw-moe", "sgc-logistic", "litevidsage-logistic",
+                ("raw-logistic", "raw-moe", "sgc-logistic", "sign-logistic", "labelprop",
+                 "cs-logistic", "cs-moe", "litevidsage-logistic",
                  "vidsage-logistic", "litevidsage+raw-logistic", "vidsage+raw-logistic")}
     assert methods == expected
+    for r in metrics["rows"]:  # the default protocol: probe rows and baselines, all labels
+        gnn = r["variant"] in ("lite", "vidsage", "lite+raw", "vidsage+raw")
+        assert r["protocol"] == ("probe" if gnn else "none")
+        assert r["label_fraction"] == 1.0
+        assert r["num_labelled"] == prov["split"]["train"] + prov["split"]["val"]
+        assert r["init"] == ("unsupervised" if gnn else None)
     prov = metrics["provenance"]
     assert prov["synthetic"] is True and prov["num_videos"] == 400
     assert sum(prov["split"].values()) == 400
@@ -228,3 +236,96 @@ def test_streamed_run_trains_and_embeds_from_the_stores(tmp_path):
     assert np.load(seed_dir / "embeddings_test.npy").shape == (prov["split"]["test"], 16)
     with pytest.raises(ValueError, match="--variant lite"):
         pipeline.run_streamed(dataclasses.replace(config, variants=("vidsage",)), progress=False)
+
+def test_label_subsets_are_nested_prefixes_of_one_id_order():
+    ids = [f"vid{i:03d}" for i in range(200)]
+    order = pipeline.label_order(ids)
+    assert sorted(order.tolist()) == list(range(200))
+    np.testing.assert_array_equal(order, pipeline.label_order(list(ids)))  # a function of ids
+    small, large = pipeline.labelled_subset(order, 0.05), pipeline.labelled_subset(order, 0.25)
+    assert len(small) == 10 and len(large) == 50 and set(small) <= set(large)
+    assert len(pipeline.labelled_subset(order, 0.001)) == 1  # never empty
+    np.testing.assert_array_equal(pipeline.labelled_subset(order, 1.0), np.arange(200))
+    with pytest.raises(ValueError, match="label fraction 0"):
+        pipeline.labelled_subset(order, 0.0)
+
+
+TINY_FINETUNE = {"epochs": 1, "batch_size": 64}
+
+
+def _both_config(out, **fields):
+    return pipeline.RunConfig(out=str(out), dataset="synthetic-test", seeds=(0,),
+                              objects="videoset", heads=("logistic",), device="cpu",
+                              protocol="both", label_fractions=(0.5, 1.0),
+                              train_overrides=TINY_TRAIN, head_overrides=TINY_HEAD,
+                              finetune_overrides=TINY_FINETUNE, **fields)
+
+
+@pytest.fixture(scope="module")
+def both_run(tmp_path_factory):
+    """protocol both, label fractions (0.5, 1.0); records the test scores every row was given."""
+    videos = make_synthetic(300, num_classes=30, num_topics=6, num_objects=50, seed=7)
+    config = _both_config(tmp_path_factory.mktemp("both"))
+    scores = []
+    with pytest.MonkeyPatch.context() as mp:
+        real = pipeline.all_metrics
+        mp.setattr(pipeline, "all_metrics", lambda s, y: scores.append(np.array(s)) or real(s, y))
+        metrics = pipeline.run(config, videos=videos, progress=False)
+    return config, videos, metrics, scores
+
+
+def test_protocol_both_writes_probe_finetune_ablation_and_baseline_rows(both_run):
+    config, _, metrics, _ = both_run
+    rows = metrics["rows"]
+    key = {(r["method"], r["protocol"], r["label_fraction"], r["init"], r["preset"]) for r in rows}
+    for f in (0.5, 1.0):
+        for m in ("raw-logistic", "sgc-logistic", "sign-logistic", "labelprop", "cs-logistic"):
+            assert (m, "none", f, None, None) in key
+        for v in ("litevidsage", "vidsage"):
+            assert (f"{v}-logistic", "probe", f, "unsupervised", None) in key
+            assert (f"{v}+raw-logistic", "probe", f, "unsupervised", None) in key
+            assert (f"{v}-finetune", "finetune", f, "unsupervised", "default") in key
+    for v in ("litevidsage", "vidsage"):  # the ablations: all labels only
+        assert (f"{v}-finetune-random-init", "finetune", 1.0, "random", "default") in key
+        assert (f"{v}-finetune-paper-exact", "finetune", 1.0, "unsupervised", "paper-exact") in key
+    assert {r["label_fraction"] for r in rows if "random-init" in r["method"]} == {1.0}
+    prov = metrics["provenance"]
+    n = prov["split"]["train"] + prov["split"]["val"]
+    assert prov["num_labelled"] == {"0.5": round(n / 2), "1.0": n}
+    assert {r["num_labelled"] for r in rows if r["label_fraction"] == 0.5} == {round(n / 2)}
+    assert prov["protocol"] == "both" and prov["label_fractions"] == [0.5, 1.0]
+    assert {"pretrain", "probe_heads", "finetune", "labelprop"} <= set(prov["stage_seconds"])
+    # One unsupervised pre-training per variant and seed, shared by every fraction and protocol.
+    for v in ("lite", "vidsage"):
+        assert (pipeline.Path(config.out) / v / "seed0" / "model.pt").exists()
+        assert (pipeline.Path(config.out) / v / "seed0" / "finetune-f0.5" / "model.pt").exists()
+
+
+def test_permuting_the_test_labels_changes_no_prediction(both_run, tmp_path, monkeypatch):
+    # Leakage: every row's test scores (baselines, probe, fine-tuning, ablations) are the same
+    # when the test videos' labels are shuffled among them; only the metrics may move.
+    import dataclasses
+
+    config, videos, metrics, scores = both_run
+    test = pipeline.load_run(config.out).test
+    perm = np.random.default_rng(0).permutation(len(test))
+    labels = videos.labels.tolil()
+    labels[test] = videos.labels[test[perm]].tolil()
+    shuffled = dataclasses.replace(videos, labels=labels.tocsr())
+    again = []
+    real = pipeline.all_metrics
+    monkeypatch.setattr(pipeline, "all_metrics", lambda s, y: again.append(np.array(s)) or real(s, y))
+    rerun = pipeline.run(dataclasses.replace(config, out=str(tmp_path / "shuffled")),
+                         videos=shuffled, progress=False)
+    assert [r["method"] for r in rerun["rows"]] == [r["method"] for r in metrics["rows"]]
+    assert len(again) == len(scores) == len(metrics["rows"])
+    for a, b in zip(scores, again):
+        np.testing.assert_array_equal(a, b)
+    assert any(r["gap"] != q["gap"] for r, q in zip(rerun["rows"], metrics["rows"]))
+
+
+def test_run_refuses_an_unknown_protocol(tmp_path):
+    videos = make_synthetic(40, num_classes=4, seed=0)
+    with pytest.raises(ValueError, match="protocol='linear'"):
+        pipeline.run(pipeline.RunConfig(out=str(tmp_path), protocol="linear"), videos=videos,
+                     progress=False)

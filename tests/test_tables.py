@@ -133,10 +133,16 @@ def test_table2_from_fake_metrics(video_run):
     assert len(frame) == 3 and (frame["note"] == NEEDS_FRAMES_NOTE).all()
     assert frame[f"{stem} mean"].isna().all() and (frame["n seeds"] == 0).all()
     assert df[df["head"] == "moe_mu_sigma_top5"]["note"].iloc[0] == NEEDS_FRAMES_NOTE
-    # GNN rows name the object source; the SGC baseline is there
-    vid = df[df["method"].str.startswith("VidSage")].iloc[0]
-    assert "proxy-audio" in vid["method"] and vid["paper mAP"] == 42.5
+    # GNN rows name the object source; rows written before the protocol field are linear-probe
+    # rows, shown without the paper's (fine-tuned) numbers beside them; the fine-tuned row
+    # carries the paper's numbers and says it is not in this run.
+    vid = df[df["method"].str.startswith("VidSage")
+             & (df["protocol"] == "linear probe (frozen embeddings)")].iloc[0]
+    assert "proxy-audio" in vid["method"] and math.isnan(vid["paper mAP"])
     assert vid[f"{stem} mean"] == pytest.approx(100 * (0.34 + 0.03 + 0.001))
+    tuned = df[df["method"].str.startswith("VidSage (Ours) [")
+               & (df["protocol"] == "fine-tuned (paper §4.2)")].iloc[0]
+    assert tuned["paper mAP"] == 42.5 and tuned["n seeds"] == 0 and "not in this run" in tuned["note"]
     sgc = df[df["method"] == "SGC smoothing (no learning)"].iloc[0]
     assert math.isnan(sgc["paper mAP"]) and sgc["n seeds"] == 3
     for needle in ("youtube8m-2018-sample", "real data", "60/20/20", "42 classes", "abc1234", "[0, 1, 2]"):
@@ -298,3 +304,91 @@ def test_retrieval_table_takes_one_row_per_seed_and_reports_mean_and_std(tmp_pat
     empty = _write_run(tmp_path / "empty", [_row("raw", "logistic", 0, 0.3)])
     with pytest.raises(ValueError, match="no retrieval scores"):
         tables.retrieval_table(empty)
+
+def _proto(row: dict, protocol: str, fraction: float = 1.0, init=None, preset=None,
+           method: str | None = None) -> dict:
+    return {**row, "protocol": protocol, "label_fraction": fraction, "init": init, "preset": preset,
+            "method": method or row["method"]}
+
+
+@pytest.fixture()
+def protocol_run(tmp_path):
+    """Rows as pipeline.run writes them with protocol "both" and label fractions (0.1, 1.0)."""
+    rows = []
+    for seed in (0, 1, 2):
+        for f in (0.1, 1.0):
+            lo = 0.0 if f == 1.0 else -0.2  # fewer labels: lower metrics
+            rows += [_proto(_row("raw", "logistic", seed, 0.30 + lo), "none", f),
+                     _proto(_row("sgc", "logistic", seed, 0.32 + lo), "none", f),
+                     _proto({**_row("raw", "logistic", seed, 0.31 + lo), "variant": "sign"}, "none", f,
+                            method="sign-logistic"),
+                     _proto({**_row("raw", "none", seed, 0.25 + lo), "variant": "lp"}, "none", f,
+                            method="labelprop"),
+                     _proto({**_row("raw", "logistic", seed, 0.33 + lo), "variant": "cs"}, "none", f,
+                            method="cs-logistic"),
+                     _proto(_row("lite", "logistic", seed, 0.28 + lo), "probe", f, "unsupervised"),
+                     _proto(_row("lite", "logistic", seed, 0.36 + lo * 0.5), "finetune", f,
+                            "unsupervised", "default", "litevidsage-finetune")]
+        rows += [_proto(_row("lite", "logistic", seed, 0.29), "finetune", 1.0, "random", "default",
+                        "litevidsage-finetune-random-init"),
+                 _proto(_row("lite", "logistic", seed, 0.35), "finetune", 1.0, "unsupervised",
+                        "paper-exact", "litevidsage-finetune-paper-exact")]
+    path = _write_run(tmp_path / "both", rows)
+    prov = json.loads((path / "metrics.json").read_text())
+    prov["provenance"].update(num_labelled={"0.1": 8, "1.0": 80}, label_fractions=[0.1, 1.0],
+                              label_subset_rule="sha256 order, prefix")
+    (path / "metrics.json").write_text(json.dumps(prov))
+    return path
+
+
+def test_table2_puts_the_paper_beside_the_fine_tuned_rows_and_lists_ablations_and_baselines(protocol_run):
+    df, caption = table2(protocol_run)
+    stem = "ours GAP"
+    lite = df[df["method"].str.startswith("LiteVidSage")].set_index(["method", "protocol"])
+    tuned = lite.loc[("LiteVidSage (Ours)", "fine-tuned (paper §4.2)")]
+    # gap (k = 0) = base + seed/1000, all labels only: 0.36 + 0.001 (mean seed) -> 36.1 %
+    assert tuned[f"{stem} mean"] == pytest.approx(36.1) and tuned["paper mAP"] == 33.1
+    paper_exact = lite.loc[("LiteVidSage (Ours), paper-exact configuration", "fine-tuned (paper §4.2)")]
+    assert paper_exact[f"{stem} mean"] == pytest.approx(35.1) and paper_exact["paper mAP"] == 33.1
+    random_init = lite.loc[("LiteVidSage (Ours), random init (no pre-training)", "fine-tuned (paper §4.2)")]
+    assert random_init[f"{stem} mean"] == pytest.approx(29.1) and math.isnan(random_init["paper mAP"])
+    probe = lite.loc[("LiteVidSage (Ours)", "linear probe (frozen embeddings)")]
+    assert probe[f"{stem} mean"] == pytest.approx(28.1) and math.isnan(probe["paper mAP"])
+    assert probe["n seeds"] == 3  # the 0.1-fraction rows are not mixed in
+    by_method = df.set_index("method")
+    for name, value in (("SIGN (decoupled)", 31.1), ("Label propagation (no features)", 25.1),
+                        ("Correct & Smooth on raw head", 33.1), ("SGC smoothing (no learning)", 32.1)):
+        assert by_method.loc[name, f"{stem} mean"] == pytest.approx(value)
+        assert by_method.loc[name, "protocol"] == "none (baseline)"
+    assert by_method.loc["Logistic Regression", f"{stem} mean"] == pytest.approx(30.1)
+    assert list(df.columns[:4]) == ["input features", "method", "protocol", "head"]
+    assert "fine-tuned (paper §4.2)" in caption
+
+
+def test_table1_uses_the_fine_tuned_rows(protocol_run):
+    df, _ = table1({"yt8m": protocol_run})
+    lite = df.set_index("method").loc["LiteVidSage"]
+    # bucketed_map (k = 5) of litevidsage-finetune at all labels: 0.36 + 0.05 + 0.001 (mean seed)
+    assert lite["ours mAP yt8m mean"] == pytest.approx(41.1)
+    assert lite["protocol"] == "yt8m: fine-tuned (paper §4.2)"
+
+
+def test_label_efficiency_table_and_verdict_by_hand(protocol_run):
+    df, caption = tables.label_efficiency(protocol_run)
+    row = df.set_index("method")
+    # GAP (k = 0) at fraction 0.1: raw 0.30 - 0.2 + 0.001 = 10.1 %; finetune 0.36 - 0.1 = 26.1 %
+    assert row.loc["raw-logistic", "ours GAP @ 0.1 mean"] == pytest.approx(10.1)
+    assert row.loc["raw-logistic", "ours GAP @ 0.1 std"] == pytest.approx(0.1)
+    assert row.loc["litevidsage-finetune", "ours GAP @ 0.1 mean"] == pytest.approx(26.1)
+    assert math.isnan(row.loc["litevidsage-finetune-random-init", "ours GAP @ 0.1 mean"])
+    assert row.loc["labelprop", "kind"] == "baseline" and row.loc["litevidsage-logistic", "kind"] == "probe"
+    verdict = tables.label_efficiency_verdict(tables.label_efficiency_curves(
+        json.loads((protocol_run / "metrics.json").read_text())["rows"])).set_index("label fraction")
+    # At 0.1: best ours = finetune 26.1, best baseline = C&S 0.33 - 0.2 = 13.1 -> +13.0.
+    assert verdict.loc[0.1, "best ours"] == "litevidsage-finetune"
+    assert verdict.loc[0.1, "best baseline"] == "cs-logistic"
+    assert verdict.loc[0.1, "margin (points)"] == pytest.approx(13.0)
+    assert verdict.loc[0.1, "separated (2 std)"] and verdict.loc[0.1, "target met"]
+    # At 1.0: finetune 36.1 vs C&S 33.1 -> +3.0.
+    assert verdict.loc[1.0, "margin (points)"] == pytest.approx(3.0)
+    assert "+13.00 points" in caption and "0.1: 8, 1: 80" in caption and "real data" in caption

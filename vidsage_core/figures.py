@@ -40,6 +40,8 @@ __all__ = [
     "fig_training_curves",
     "fig_tsne",
     "CAPTIONS",
+
+    "fig_label_efficiency",
 ]
 
 #: One-line caption per saved figure; :func:`save_fig` records it in the files' metadata and
@@ -54,6 +56,8 @@ CAPTIONS: dict[str, str] = {
     "graph_degree_homophily": "Degree and per-video label homophily of the LiteVidSage and "
                               "VidSage graphs",
     "training_curves": "Unsupervised training loss per step, every variant and seed",
+    "label_efficiency": "GAP against the fraction of train+val labels: raw features, the best "
+                        "baseline, the linear probe and fine-tuning, with the spread over seeds",
     "tsne_raw_vs_vidsage": "t-SNE of the raw features beside the VidSage embeddings, coloured by "
                            "each video's main vertical",
 }
@@ -660,6 +664,88 @@ def fig_tsne(raw_features: np.ndarray, embeddings: np.ndarray, verticals: Sequen
         axes[1].legend(fontsize=7, markerscale=2, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(f"t-SNE of {rows.size} videos (seed {seed}, perplexity {perp:g}), colour = vertical",
                  fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Label efficiency
+# ---------------------------------------------------------------------------------------------
+
+def _best_line(curves: pd.DataFrame, mask: pd.Series, fractions: Sequence[float]) -> str | None:
+    """The method of ``curves[mask]`` with the highest mean over all ``fractions`` (it must
+    have every fraction), or None."""
+    sel = curves[mask]
+    complete = [m for m, g in sel.groupby("method") if set(fractions) <= set(g["label fraction"])]
+    if not complete:
+        return None
+    sel = sel[sel["method"].isin(complete)]
+    return str(sel.groupby("method")["mean"].mean().idxmax())
+
+
+def fig_label_efficiency(run_dir: str | Path, metric: str = "gap") -> Figure:
+    """GAP against the fraction of labels: raw features, the best baseline, probe, fine-tune.
+
+    Lines are the mean over seeds, the band mean ± sample std, dots the single seeds. "Best"
+    is the method of its kind with the highest mean over all fractions (named in the legend):
+    the best baseline among protocol-"none" rows other than the raw head, the best
+    LiteVidSage/VidSage linear probe, the best fine-tuned row (default preset, unsupervised
+    init). Values come from :func:`vidsage_core.tables.label_efficiency_curves`.
+
+    Args:
+        run_dir: a ``vidsage run`` directory with several ``label_fractions``.
+        metric: measured metric to plot (default ``gap``).
+
+    Returns:
+        One axis, fractions on a log x axis labelled in percent.
+
+    Raises:
+        ValueError: when the run has fewer than two label fractions.
+    """
+    from vidsage_core.tables import label_efficiency_curves, load_run_metrics
+
+    run = load_run_metrics(run_dir)
+    curves = label_efficiency_curves(run["rows"], metric)
+    fractions = sorted(curves["label fraction"].unique()) if not curves.empty else []
+    if len(fractions) < 2:
+        raise ValueError(f"{run_dir}: label efficiency needs >= 2 label fractions, found {fractions}")
+    ours = curves["method"].str.startswith(("litevidsage", "vidsage"))
+    lines = [
+        ("raw features (logistic)", "raw-logistic" if (curves["method"] == "raw-logistic").any() else None),
+        ("best baseline", _best_line(curves, (curves["kind"] == "baseline")
+                                     & (curves["method"] != "raw-logistic"), fractions)),
+        ("best linear probe", _best_line(curves, ours & (curves["kind"] == "probe"), fractions)),
+        ("best fine-tuned", _best_line(curves, ours & (curves["kind"] == "finetune")
+                                       & ~curves["method"].str.contains("random-init|paper-exact"),
+                                       fractions)),
+    ]
+    palette = matplotlib.colormaps["tab10"]
+    fig = new_figure((8, 5))
+    ax = fig.add_subplot(1, 1, 1)
+    for i, (label, method) in enumerate(lines):
+        if method is None:
+            continue
+        g = curves[curves["method"] == method].sort_values("label fraction")
+        x = g["label fraction"].to_numpy(float)
+        mean = g["mean"].to_numpy(float)
+        std = np.nan_to_num(g["std"].to_numpy(float))
+        colour = palette(i)
+        ax.plot(x, mean, marker="o", color=colour, label=f"{label}: {method}", linewidth=1.6)
+        ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.18, linewidth=0)
+        for xf, values in zip(x, g["values"]):
+            ax.scatter([xf] * len(values), values, color=colour, s=9, alpha=0.6)
+    ax.set_xscale("log")
+    ax.set_xticks(fractions)
+    ax.set_xticklabels([f"{100 * f:g} %" for f in fractions])
+    ax.minorticks_off()
+    ax.set_xlabel("fraction of train+val labels (nested subsets; pre-training always unlabelled on all)")
+    ax.set_ylabel(f"test {metric.upper() if metric == 'gap' else metric} (%)")
+    prov = run["provenance"]
+    kind = "SYNTHETIC" if prov.get("synthetic") else "real"
+    ax.set_title(f"Label efficiency, {prov.get('dataset', '?')} ({kind}, {prov.get('num_videos', '?')} "
+                 f"videos, seeds {list(prov.get('seeds', []))}): mean ± std", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 

@@ -7,10 +7,21 @@ The protocol (the same for every row of Table 2):
 * ``raw-*`` rows: downstream heads on the L2-normalised features.
 * ``sgc-*`` rows (beyond the paper): the same heads on ``[x, ½x + ½·mean_kNN(x)]``, a non-learned
   smoothing over the 25 nearest train+val videos; a learned GNN earns its place only by beating it.
+* ``sign-*``, ``labelprop``, ``cs-*`` rows (beyond the paper): a head on SIGN features
+  ``[x, Ax, A²x]``, label propagation, and Correct & Smooth on each raw head's predictions, over
+  the same kNN graph (:mod:`vidsage_core.baselines`). With the raw and sgc rows these are the
+  baselines, ``"protocol": "none"``.
 * ``litevidsage-*`` / ``vidsage-*`` rows: the GNN is trained unsupervised on the graph of the
   train+val videos; test videos are never in that graph: they are attached inductively
-  (``infer.embed_unseen``) exactly as a new video would be, then the heads are fitted on the
-  train+val embeddings and scored on the test embeddings.
+  (``infer.embed_unseen``) exactly as a new video would be. Two protocols use that model:
+  ``"probe"`` (heads fitted on the frozen train+val embeddings, scored on the test embeddings)
+  and ``"finetune"`` (the paper's §4.2: the pre-trained network plus a classification layer
+  trained end to end, :mod:`vidsage_core.finetune`), with ablations (random initialisation, the
+  paper-exact configuration) as rows of their own.
+
+Label fractions: every labelled method may read the labels of a nested subset of the train+val
+videos only (:func:`labelled_subset`, the same for every method and seed); the unsupervised
+pre-training uses all train+val videos without labels, once per variant and seed.
 """
 
 from __future__ import annotations
@@ -29,14 +40,22 @@ from typing import Any, Callable
 import numpy as np
 
 from vidsage_core import paths
+from vidsage_core.baselines import sgc_features  # noqa: F401  (re-exported: pipeline's smoothing rows)
 from vidsage_core.embed import embed
 from vidsage_core.infer import InductiveEmbedder
+from vidsage_core.metrics import all_metrics
 from vidsage_core.train import TrainConfig, TrainResult, train
 from vidsage_core.utils import load_json, resolve_device, save_json, to_jsonable
 
 OBJECT_SOURCE = "object_source.json"  # beside object_source.npz (its fitted arrays)
-VARIANT_METHOD = {"raw": "raw", "frame": "frame", "sgc": "sgc", "lite": "litevidsage",
-                  "vidsage": "vidsage", "lite+raw": "litevidsage+raw", "vidsage+raw": "vidsage+raw"}
+VARIANT_METHOD = {"raw": "raw", "frame": "frame", "sgc": "sgc", "sign": "sign", "cs": "cs",
+                  "lp": "labelprop", "lite": "litevidsage", "vidsage": "vidsage",
+                  "lite+raw": "litevidsage+raw", "vidsage+raw": "vidsage+raw"}
+PROTOCOLS = ("probe", "finetune", "both")
+#: Fine-tuning ablations: "random-init" (the same network trained from random weights, no
+#: unsupervised stage) and "paper-exact" (finetune.paper_config on an encoder pre-trained with
+#: finetune.paper_train_overrides).
+FINETUNE_ABLATIONS = ("random-init", "paper-exact")
 
 
 @dataclass(frozen=True)
@@ -77,7 +96,37 @@ class RunConfig:
     # Stop after writing the inputs of distributed training: OUT/features_trainval.npy and
     # OUT/<variant>/graph.pt (then `torchrun ... -m vidsage_core.train --features ... --graph ...`).
     prepare_only: bool = False
-    baselines: bool = True  # raw-* and sgc-* rows
+    baselines: bool = True  # raw-*, sgc-*, sign-*, labelprop and cs-* rows
+    # "probe": heads on the frozen unsupervised embeddings (the rows before fine-tuning
+    # existed); "finetune": the paper's §4.2 protocol (pre-trained GNN + classification layer
+    # trained end to end); "both". The artifact runs "both" (artifact_config); probe alone is
+    # the cheap default.
+    protocol: str = "probe"
+    # Fractions of the train+val labels that heads, baselines and fine-tuning may read (nested
+    # prefixes of one fixed order of the videos, labelled_subset). 1.0: all labels.
+    label_fractions: tuple[float, ...] = (1.0,)
+    # Heads fitted at label fractions below 1 (on raw, sgc, sign, embeddings and [x ‖ z]): one
+    # head keeps the label-efficiency rows at about the cost of the full-label logistic rows.
+    fraction_heads: tuple[str, ...] = ("logistic",)
+    # Below full labels every head, and fine-tuning, trains min(1/f, this) times its epochs:
+    # epochs are passes over the labelled videos, so at 1 % the default 8 logistic epochs are 8
+    # Adam steps. Validation GAP of the logistic head on raw x (labels: that fraction of the
+    # train bucket, nested as labelled_subset; scored on the val bucket) by epochs:
+    # 1 %: 8 -> 0.112, 24 -> 0.146, 80 -> 0.141, 240 -> 0.135, 800 -> 0.128;
+    # 5 %: 8 -> 0.258, 24 -> 0.334, 80 -> 0.344; 25 %: 8 -> 0.502, 24 -> 0.518.
+    # A factor of 3 is the best or within 0.01 of it at every fraction, at 0.93x the cost of one
+    # full-label fit for the three fractions together.
+    fraction_epoch_factor: float = 3.0
+    # SIGN hops: [x, Ax, A²x]. Validation GAP of the logistic head (labels of the train bucket,
+    # scored on the val bucket, k = 25): 1 hop 0.6423, 2 hops 0.6392 (raw x: 0.6325). One hop is
+    # the smoothing row up to a linear map of its inputs ([x, ½x + ½Ax]), so the SIGN row keeps
+    # the second hop, the one thing it adds.
+    sign_hops: int = 2
+    propagation_overrides: dict = field(default_factory=dict)  # baselines.PropagationConfig fields
+    finetune_overrides: dict = field(default_factory=dict)  # finetune.FinetuneConfig fields
+    # Ablation rows of the finetune protocol (FINETUNE_ABLATIONS), run at label fraction 1.0
+    # only: each costs a fine-tuning (and "paper-exact" a wider pre-training) per variant and seed.
+    finetune_ablations: tuple[str, ...] = FINETUNE_ABLATIONS
     on_error: str = "skip"  # bad records are skipped and reported in provenance
     # False: train and embed only (no heads, no retrieval scores), e.g. for data without labels;
     # with labels on only some videos, the scores use the labelled ones (counted in provenance).
@@ -126,29 +175,58 @@ def load_videos(data: str, level: str = "video", max_videos: int | None = None,
     return videos
 
 
-def sgc_features(x_trainval: np.ndarray, x_test: np.ndarray, k: int = 25,
-                 device: str = "auto", mode: str = "exact") -> tuple[np.ndarray, np.ndarray]:
-    """The non-learned smoothing baseline: ``[x, ½x + ½·mean of x over its k nearest videos]``.
+def label_order(ids) -> np.ndarray:
+    """One fixed order of videos for the nested labelled subsets, a pure function of the ids.
 
-    Neighbours are always train+val videos (a video is never its own neighbour, and test videos
-    never see each other), exactly the information the GNN variants get.
+    ``sha256("vidsage-label-order:" + id)``, ascending: independent of every method seed and of
+    the split hash (md5), so the subsets are the same for every method, seed and rerun.
+
+    Args:
+        ids: ``[N]`` video ids (the train+val videos, in row order).
 
     Returns:
-        float32 ``[N, 2D]`` for train+val and ``[M, 2D]`` for test.
+        int64 ``[N]``: a permutation of ``0..N-1``.
     """
-    from vidsage_core.knn import knn
+    import hashlib
 
-    k = min(k, len(x_trainval) - 1)  # small data sets have fewer neighbours to average
-    _, idx_tv = knn(x_trainval, k, mode=mode, device=device)
-    _, idx_te = knn(x_trainval, k, queries=x_test, exclude_self=False, mode=mode, device=device)
+    keys = [hashlib.sha256(f"vidsage-label-order:{i}".encode()).digest() for i in ids]
+    return np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)
 
-    def smooth(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        valid = idx >= 0
-        nb = x_trainval[np.where(valid, idx, 0)] * valid[..., None]
-        mean = nb.sum(1) / np.maximum(valid.sum(1, keepdims=True), 1)
-        return np.concatenate([x, 0.5 * x + 0.5 * mean], axis=1).astype(np.float32)
 
-    return smooth(x_trainval, idx_tv), smooth(x_test, idx_te)
+def labelled_subset(order: np.ndarray, fraction: float) -> np.ndarray:
+    """The rows whose labels may be read at ``fraction``: a prefix of ``order``, sorted.
+
+    ``max(1, round(fraction · N))`` rows, so a smaller fraction's subset lies inside a larger
+    one's (nested).
+
+    Returns:
+        int64 ``[L]`` ascending rows.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"label fraction {fraction!r} must be in (0, 1]")
+    n = max(1, int(round(fraction * len(order))))
+    return np.sort(order[:n]).astype(np.int64)
+
+
+#: Representations whose label-sharing retrieval is scored (``retrieval_*`` keys of their rows).
+RETRIEVAL_VARIANTS = ("raw", "sgc", "lite", "lite+raw", "vidsage", "vidsage+raw")
+
+
+def _take(features, rows: np.ndarray):
+    """``features[rows]`` for an array or for a tuple of per-video arrays (``FrameInput``)."""
+    if isinstance(features, tuple):
+        return type(features)(*(a[rows] for a in features))
+    return features[rows]
+
+
+def _only_rows(y, rows: np.ndarray):
+    """``y`` (CSR ``[N, C]``) with every row outside ``rows`` emptied: what a method may read."""
+    import scipy.sparse as sp
+
+    keep = sp.diags(np.isin(np.arange(y.shape[0]), rows).astype(y.dtype))
+    out = (keep @ y).tocsr()
+    out.eliminate_zeros()
+    return out
 
 
 @dataclass
@@ -337,12 +415,18 @@ def train_and_embed(x_trainval: np.ndarray, graph, x_test: np.ndarray, config: T
 
 
 def _row(variant: str, head: str, seed: int, metrics: dict, object_source: str | None = None,
-         train_seconds: float | None = None) -> dict:
+         train_seconds: float | None = None, *, protocol: str = "none", label_fraction: float = 1.0,
+         num_labelled: int | None = None, init: str | None = None, preset: str | None = None,
+         method: str | None = None, fit_seconds: float = float("nan")) -> dict:
+    """One ``metrics.json`` row: what was run (method, protocol, labels, init) and its metrics."""
     keys = ("gap", "hit_at_one", "perr", "map", "mean_ap", "bucketed_map", "top1", "top5")
-    row = {"method": f"{VARIANT_METHOD[variant]}-{head}", "variant": variant, "head": head,
-           "seed": int(seed), "object_source": object_source}
+    row = {"method": method or f"{VARIANT_METHOD[variant]}-{head}", "variant": variant,
+           "head": head, "seed": int(seed), "object_source": object_source,
+           "protocol": protocol, "label_fraction": float(label_fraction),
+           "num_labelled": None if num_labelled is None else int(num_labelled),
+           "init": init, "preset": preset}
     row.update({k: float(metrics[k]) for k in keys})
-    row["fit_seconds"] = float(metrics.get("fit_seconds", float("nan")))
+    row["fit_seconds"] = float(fit_seconds)
     row["train_seconds"] = train_seconds
     return row
 
@@ -367,9 +451,19 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
     Returns:
         The content of ``metrics.json``: ``{"rows": [...], "provenance": {...}}``.
     """
-    from vidsage_core.evaluate import HeadConfig, evaluate_head
+    from vidsage_core.evaluate import HeadConfig, fit_head, predict
     from vidsage_core.retrieval import label_retrieval
 
+    if config.protocol not in PROTOCOLS:
+        raise ValueError(f"RunConfig.protocol={config.protocol!r}: expected one of {PROTOCOLS}")
+    unknown = set(config.finetune_ablations) - set(FINETUNE_ABLATIONS)
+    if unknown:
+        raise ValueError(f"RunConfig.finetune_ablations: unknown {sorted(unknown)}; expected "
+                         f"some of {FINETUNE_ABLATIONS}")
+    fractions = tuple(sorted({float(f) for f in config.label_fractions}))
+    if not fractions:
+        raise ValueError("RunConfig.label_fractions is empty; give at least 1.0")
+    protocols = ("probe", "finetune") if config.protocol == "both" else (config.protocol,)
     t_start = time.perf_counter()
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -383,9 +477,11 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
     save_json({"trainval": trainval, "test": test}, out / "split.json")
     y = videos.labels.tocsr()
     evaluated = evaluated_videos(y, trainval, test, config.evaluate)
-    ev_tv = trainval if evaluated is None else trainval[evaluated.trainval]
-    ev_te = test if evaluated is None else test[evaluated.test]
-    y_tv, y_te = y[ev_tv], y[ev_te]
+    # Only labelled videos are fitted and scored: te_sel picks the labelled test videos, and the
+    # label order below holds only labelled train+val videos (all of them when fully labelled).
+    tv_labelled = np.arange(len(trainval)) if evaluated is None else evaluated.trainval
+    te_sel = slice(None) if evaluated is None or evaluated.full else evaluated.test
+    y_tv, y_te = y[trainval], y[test][te_sel]
     x_tv, x_te = x[trainval], x[test]  # indexed once: every method sees these same rows
     if config.prepare_only:
         np.save(out / "features_trainval.npy", x_tv)
@@ -394,24 +490,69 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
         print(f"[run] prepared {out}/features_trainval.npy and "
               + ", ".join(f"{out}/{v}/graph.pt" for v in config.variants))
         return {"rows": [], "provenance": {"prepared_only": True}}
+    # Labels a method may read at each fraction: one fixed order of the train+val videos, the
+    # fraction a prefix of it. y_frac has every other row emptied, so no method can read more.
+    order = tv_labelled[label_order(np.asarray(videos.ids)[trainval][tv_labelled])]
+    labelled = {f: labelled_subset(order, f) for f in fractions}
+    y_frac = {f: _only_rows(y_tv, labelled[f]) for f in fractions}
     rows: list[dict] = []
+    seconds: dict[str, float] = {}  # wall time per stage, to cost each kind of row
 
-    def heads_on(variant, f_tv, f_te, seed, object_source=None, train_seconds=None, heads=None):
-        if evaluated is None:
-            return
-        scores = {}
-        if isinstance(f_tv, np.ndarray):  # video-level features: also their retrieval quality
-            if not evaluated.full:
-                f_tv, f_te = f_tv[evaluated.trainval], f_te[evaluated.test]
-            scores = label_retrieval(f_te, y_te, f_tv, y_tv)
-        for head in heads or config.gnn_heads:
+    def timed(stage: str, t0: float) -> float:
+        dt = time.perf_counter() - t0
+        seconds[stage] = seconds.get(stage, 0.0) + dt
+        return dt
+
+    def score(variant, head, seed, scores_te, fraction, extra=None, **fields):
+        # The only place test labels are read (the labelled test videos: te_sel).
+        rows.append(_row(variant, head, seed, all_metrics(scores_te[te_sel], y_te),
+                         label_fraction=fraction, num_labelled=len(labelled[fraction]), **fields))
+        rows[-1].update(extra or {})
+        r = rows[-1]
+        print(f"  {r['method']:<34} f={fraction:<5g} seed {seed}: GAP {r['gap']:.4f}  hit@1 "
+              f"{r['hit_at_one']:.4f}  PERR {r['perr']:.4f}  mAP@20 {r['map']:.4f}", flush=True)
+        save_json({"rows": rows, "provenance": provenance}, out / "metrics.json")
+
+    def heads_on(variant, f_tv, f_te, seed, fraction, heads, keep=False, **fields):
+        """Fit each head on the labelled rows at ``fraction``; score it on the test rows."""
+        lab, kept = labelled[fraction], {}
+        every = lab.size == y_tv.shape[0]  # all labels: fit on the inputs as given (frame inputs too)
+        x_fit = f_tv if every else _take(f_tv, lab)
+        y_fit = y_frac[fraction] if every else y_frac[fraction][lab]
+        extra = {}
+        if fraction == max(fractions) and variant in RETRIEVAL_VARIANTS:
+            extra = retrieval_of(variant, f_tv, f_te)
+        for head in heads:
             hc = HeadConfig(**{"seed": seed, "device": device, **config.head_overrides})
-            m = evaluate_head(head, f_tv, y_tv, f_te, y_te, hc, progress=False)
-            rows.append({**_row(variant, head, seed, m, object_source, train_seconds), **scores})
-            r = rows[-1]
-            print(f"  {r['method']:<24} seed {seed}: GAP {r['gap']:.4f}  hit@1 "
-                  f"{r['hit_at_one']:.4f}  PERR {r['perr']:.4f}  mAP@20 {r['map']:.4f}", flush=True)
-            save_json({"rows": rows, "provenance": provenance}, out / "metrics.json")
+            hc = dataclasses.replace(hc, epochs=epochs_at(fraction, hc.epochs_for(head)))
+            t0 = time.perf_counter()
+            fitted = fit_head(head, x_fit, y_fit, hc)
+            fit_seconds = time.perf_counter() - t0
+            scores_te = predict(fitted, f_te)
+            if keep:  # base predictions of every train+val video, for Correct & Smooth
+                kept[head] = (predict(fitted, f_tv), scores_te)
+            score(variant, head, seed, scores_te, fraction, extra, fit_seconds=fit_seconds,
+                  **fields)
+        return kept
+
+    def epochs_at(fraction: float, epochs: int) -> int:
+        return max(1, round(epochs * min(1.0 / fraction, config.fraction_epoch_factor)))
+
+    def heads_at(fraction: float, full: tuple[str, ...]) -> tuple[str, ...]:
+        return full if fraction == 1.0 else config.fraction_heads
+
+    retrieval_cache: dict[str, dict] = {}
+
+    def retrieval_of(variant, f_tv, f_te) -> dict:
+        """Label-sharing retrieval of these features: labelled test videos query the labelled
+        train+val videos. Raw and smoothed features do not depend on the seed: computed once."""
+        if variant in ("raw", "sgc") and variant in retrieval_cache:
+            return retrieval_cache[variant]
+        db = labelled[max(fractions)]
+        scores = label_retrieval(f_te[te_sel], y_te, f_tv[db], y_tv[db])
+        if variant in ("raw", "sgc"):
+            retrieval_cache[variant] = scores
+        return scores
 
     provenance = {
         "dataset": config.dataset,
@@ -424,32 +565,69 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
         "num_classes": int(videos.num_classes),
         "num_classes_evaluated": int((np.asarray(y_te.sum(0)).ravel() > 0).sum()),
         "evaluated": evaluated is not None,
-        "labelled": {"trainval": int(len(ev_tv) if evaluated is not None else 0),
-                     "test": int(len(ev_te) if evaluated is not None else 0),
+        "labelled": {"trainval": int(len(tv_labelled) if evaluated is not None else 0),
+                     "test": int(len(y_te.indptr) - 1 if evaluated is not None else 0),
                      "videos": int(labelled_mask(y).sum())},
         "single_label": bool((np.diff(y.indptr) <= 1).all()),
         "modality": config.modality,
         "feature_dim": int(x.shape[1]),
         "seeds": list(config.seeds),
+        "protocol": config.protocol,
+        "label_fractions": list(fractions),
+        "num_labelled": {str(f): int(len(labelled[f])) for f in fractions},
+        "label_subset_rule": "train+val videos ordered by sha256('vidsage-label-order:' + id); "
+                             "fraction f reads the labels of the first round(f * N) (nested)",
         "device": device,
         "git_commit": git_commit(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "skipped": videos.skipped.counts() if videos.skipped is not None else {},
+        "stage_seconds": seconds,
     }
     if config.baselines and evaluated is not None:
+        from vidsage_core.baselines import (PropagationConfig, correct_and_smooth, knn_neighbours,
+                                            label_propagation, sign_features)
+
         print(f"[run] baselines on {len(trainval)} train+val / {len(test)} test videos", flush=True)
-        f_tv, f_te = sgc_features(x_tv, x_te, config.sgc_k, device, config.knn_mode)
-        for seed in config.seeds:
-            heads_on("raw", x_tv, x_te, seed, heads=config.heads)
-            heads_on("sgc", f_tv, f_te, seed)
+        pconf = PropagationConfig(**config.propagation_overrides)
+        provenance["propagation"] = dataclasses.asdict(pconf)
+        provenance["sign_hops"] = config.sign_hops
+        t0 = time.perf_counter()
+        # One kNN graph for smoothing, SIGN, label propagation and C&S.
+        nb = knn_neighbours(x_tv, x_te, config.sgc_k, device, config.knn_mode)
+        f_tv, f_te = sgc_features(x_tv, x_te, neighbours=nb)
+        s_tv, s_te = sign_features(x_tv, x_te, nb, config.sign_hops)
+        timed("baseline_features", t0)
+        for fraction in fractions:
+            lab = labelled[fraction]
+            t0 = time.perf_counter()
+            # Label propagation has no seed: the same scores are scored once per seed below so
+            # that every method has one row per seed.
+            _, lp_te = label_propagation(y_frac[fraction], lab, nb, pconf)
+            lp_seconds = timed("labelprop", t0)
+            for seed in config.seeds:
+                t0 = time.perf_counter()
+                base = heads_on("raw", x_tv, x_te, seed, fraction, heads_at(fraction, config.heads),
+                                keep=True)
+                heads_on("sgc", f_tv, f_te, seed, fraction, heads_at(fraction, config.gnn_heads))
+                timed("raw_sgc_heads", t0)
+                t0 = time.perf_counter()
+                heads_on("sign", s_tv, s_te, seed, fraction, heads_at(fraction, config.gnn_heads))
+                timed("sign_heads", t0)
+                score("lp", "none", seed, lp_te, fraction, method="labelprop",
+                      fit_seconds=lp_seconds)
+                for head, (b_tv, b_te) in base.items():
+                    t0 = time.perf_counter()
+                    _, cs_te = correct_and_smooth(b_tv, b_te, y_frac[fraction], lab, nb, pconf)
+                    score("cs", head, seed, cs_te, fraction, fit_seconds=timed("correct_smooth", t0))
     if videos.frames is not None and config.frame_heads and evaluated is not None:
         from vidsage_core.evaluate import FrameInput
 
-        frames_tv = FrameInput(videos.frames[ev_tv], videos.num_frames[ev_tv])
-        frames_te = FrameInput(videos.frames[ev_te], videos.num_frames[ev_te])
+        frames_tv = FrameInput(videos.frames[trainval], videos.num_frames[trainval])
+        frames_te = FrameInput(videos.frames[test], videos.num_frames[test])
         print(f"[run] frame-level baselines on {len(trainval)} videos", flush=True)
-        for seed in config.seeds:
-            heads_on("frame", frames_tv, frames_te, seed, heads=config.frame_heads)
+        for seed in config.seeds:  # all labels only: frame heads are Table 2's paper rows
+            heads_on("frame", frames_tv, frames_te, seed, 1.0 if 1.0 in labelled else fractions[-1],
+                     config.frame_heads)
     for variant in config.variants:
         vdir = out / variant
         graph, object_sets, source = build_variant_graph(variant, prepared, config, progress)
@@ -463,18 +641,32 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
             if config.epochs is not None:
                 fields["epochs"] = config.epochs
             tconf = TrainConfig(**fields)
-            print(f"[run] {VARIANT_METHOD[variant]} seed {seed}: training on "
-                  f"{graph.num_nodes} nodes", flush=True)
+            print(f"[run] {VARIANT_METHOD[variant]} seed {seed}: unsupervised training on "
+                  f"{graph.num_nodes} nodes (no labels)", flush=True)
             t0 = time.perf_counter()
             z_tv, z_te, _ = train_and_embed(x_tv, graph, x_te, tconf,
                                             vdir / f"seed{seed}", attach, resume=resume, progress=progress)
-            seconds = time.perf_counter() - t0
+            pretrain_seconds = timed("pretrain", t0)
             write_run_embeddings(vdir / f"seed{seed}" / "embeddings.npz", videos.ids, trainval, test,
                                  z_tv, z_te)
-            heads_on(variant, z_tv, z_te, seed, source_name, seconds)
-            if config.concat_raw:
-                heads_on(f"{variant}+raw", np.concatenate([x_tv, z_tv], 1),
-                         np.concatenate([x_te, z_te], 1), seed, source_name, seconds)
+            if evaluated is None:
+                continue  # no labels (or --no-eval): embeddings only
+            gnn = {"object_source": source_name, "init": "unsupervised"}
+            if "probe" in protocols:
+                t0 = time.perf_counter()
+                for fraction in fractions:
+                    heads = heads_at(fraction, config.gnn_heads)
+                    heads_on(variant, z_tv, z_te, seed, fraction, heads, protocol="probe",
+                             train_seconds=pretrain_seconds, **gnn)
+                    if config.concat_raw:
+                        heads_on(f"{variant}+raw", np.concatenate([x_tv, z_tv], 1),
+                                 np.concatenate([x_te, z_te], 1), seed, fraction, heads,
+                                 protocol="probe", train_seconds=pretrain_seconds, **gnn)
+                timed("probe_heads", t0)
+            if "finetune" in protocols:
+                _finetune_rows(config, tconf, variant, seed, device, x_tv, graph, y_frac,
+                               labelled, x_te, attach, vdir, pretrain_seconds, source_name, score,
+                               timed, progress)
     provenance["total_seconds"] = time.perf_counter() - t_start
     metrics = {"rows": rows, "provenance": provenance}
     save_json(metrics, out / "metrics.json")
@@ -561,7 +753,9 @@ def run_streamed(config: RunConfig, progress: bool = True,
         for head in heads or config.gnn_heads:
             hc = HeadConfig(**{"seed": seed, "device": device, **config.head_overrides})
             m = evaluate_head(head, rows_of(f_tv, s_tv), y_tv, rows_of(f_te, s_te), y_te, hc, progress=False)
-            rows.append(_row(variant, head, seed, m, None, train_seconds))
+            rows.append(_row(variant, head, seed, m, None, train_seconds,
+                             protocol="none" if variant == "raw" else "probe",
+                             fit_seconds=m.get("fit_seconds", float("nan"))))
             r = rows[-1]
             print(f"  {r['method']:<24} seed {seed}: GAP {r['gap']:.4f}  hit@1 {r['hit_at_one']:.4f}", flush=True)
             save_json({"rows": rows, "provenance": provenance}, out / "metrics.json")
@@ -613,6 +807,66 @@ def run_streamed(config: RunConfig, progress: bool = True,
     return metrics
 
 
+#: FinetuneConfig fields finetune.paper_config fixes: RunConfig.finetune_overrides never change
+#: them for the paper-exact row (epochs, lr, batch size... still apply).
+_PAPER_PINNED = ("skip", "hidden_dim", "final_activation", "aggr", "edge_weights", "dropout")
+
+
+def _finetune_rows(config: RunConfig, tconf, variant: str, seed: int, device: str, x_tv, graph,
+                   y_frac: dict, labelled: dict, x_te, attach: dict, vdir: Path,
+                   pretrain_seconds: float, source_name, score, timed, progress: bool) -> None:
+    """The finetune protocol's rows of one variant and seed: every label fraction from the
+    unsupervised checkpoint, then the ablations (random init, paper-exact) with all labels.
+
+    The encoder is the pre-trained one (``tconf``'s width and final activation, also for the
+    random-init ablation: "the same network"), unless ``finetune_overrides`` says otherwise.
+    """
+    from vidsage_core.finetune import FinetuneConfig, finetune, paper_config, paper_train_overrides
+    from vidsage_core.train import TrainConfig, train
+
+    fields = {"seed": seed, "device": device, "hidden_dim": tconf.hidden_dim,
+              "final_activation": tconf.final_activation, **config.finetune_overrides}
+    sdir = vdir / f"seed{seed}"
+    name = VARIANT_METHOD[variant]
+    base = {"protocol": "finetune", "object_source": source_name}
+
+    def one(fraction, fconf, init, out_dir, method, init_name, preset, train_seconds, stage):
+        print(f"[run] {method} seed {seed}: fine-tuning on {len(labelled[fraction])} labelled "
+              f"videos (label fraction {fraction:g})", flush=True)
+        t0 = time.perf_counter()
+        res = finetune(x_tv, graph, y_frac[fraction], labelled[fraction], x_te, attach, fconf,
+                       out_dir, init=init, progress=progress)
+        timed(stage, t0)
+        score(variant, "logistic", seed, res.scores_test, fraction, method=method, init=init_name,
+              preset=preset, train_seconds=train_seconds, fit_seconds=res.seconds, **base)
+
+    for fraction in sorted(labelled):
+        fconf = FinetuneConfig(**fields)
+        # Epochs are passes over the labelled videos: fewer labels, more passes (as the heads').
+        fconf = dataclasses.replace(fconf, epochs=max(1, round(
+            fconf.epochs * min(1.0 / fraction, config.fraction_epoch_factor))))
+        one(fraction, fconf, sdir / "model.pt", sdir / f"finetune-f{fraction:g}",
+            f"{name}-finetune", "unsupervised", "default", pretrain_seconds, "finetune")
+    full = max(labelled)  # the ablations read all the labels the run gives (1.0 by default)
+    if "random-init" in config.finetune_ablations:
+        one(full, FinetuneConfig(**fields), None, sdir / "finetune-random-init",
+            f"{name}-finetune-random-init", "random", "default", None, "finetune_random_init")
+    if "paper-exact" in config.finetune_ablations:
+        tfields = {"seed": seed, "device": device, **config.train_overrides,
+                   **paper_train_overrides(x_tv.shape[1])}
+        if config.epochs is not None:
+            tfields["epochs"] = config.epochs
+        pdir = vdir / f"seed{seed}-paper-exact"
+        print(f"[run] {name} seed {seed}: unsupervised training of the paper-exact encoder "
+              f"(width {x_tv.shape[1]})", flush=True)
+        t0 = time.perf_counter()
+        train(x_tv, graph, TrainConfig(**tfields), pdir, progress=progress)
+        paper_pretrain = timed("pretrain_paper_exact", t0)
+        pconf = paper_config(**{k: v for k, v in fields.items() if k not in _PAPER_PINNED})
+        one(full, pconf, pdir / "model.pt", pdir / "finetune", f"{name}-finetune-paper-exact",
+            "unsupervised", "paper-exact", paper_pretrain, "finetune_paper_exact")
+
+
 def load_metrics(run_dir: str | Path) -> dict:
     """The ``metrics.json`` of a run directory."""
     path = Path(run_dir) / "metrics.json"
@@ -639,7 +893,16 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="downstream heads (default: %(default)s)")
     parser.add_argument("--max-videos", type=int, default=None, help="use only the first N videos")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    parser.add_argument("--no-baselines", action="store_true", help="skip the raw-* and sgc-* rows")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="skip the baseline rows (raw, sgc, sign, labelprop, cs)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default=d.protocol,
+                        help="probe: heads on frozen embeddings; finetune: the paper's §4.2 "
+                             "pre-train then fine-tune with a classification layer; both "
+                             "(default: %(default)s)")
+    parser.add_argument("--label-fractions", type=float, nargs="+", default=list(d.label_fractions),
+                        help="fractions of the train+val labels given to heads, baselines and "
+                             "fine-tuning (nested subsets), e.g. 0.01 0.05 0.25 1 "
+                             "(default: %(default)s)")
     parser.add_argument("--knn-mode", choices=("exact", "ivf-gemm", "ivf", "hnsw"), default=d.knn_mode,
                         help="neighbour search for the graphs: exact, or approximate for millions of "
                              "videos (ivf-gemm is the fastest for whole graphs; default: %(default)s)")
@@ -677,7 +940,8 @@ def run_command(args: argparse.Namespace) -> int:
                        heads=tuple(args.heads), max_videos=args.max_videos, device=args.device,
                        baselines=not args.no_baselines, on_error=args.on_error, knn_mode=args.knn_mode,
                        prepare_only=args.prepare_only, evaluate=not args.no_eval, stream=args.stream,
-                       head_sample=args.head_sample,
+                       head_sample=args.head_sample, protocol=args.protocol,
+                       label_fractions=tuple(args.label_fractions),
                        train_overrides={} if args.max_steps is None else {"max_steps": args.max_steps})
     if config.stream and args.variant == "all":
         config = dataclasses.replace(config, variants=("lite",))  # the streamed path's only graph
@@ -697,16 +961,24 @@ def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Label fractions of the artifact's label-efficiency experiment (1 %, 5 %, 25 %, all).
+ARTIFACT_LABEL_FRACTIONS = (0.01, 0.05, 0.25, 1.0)
+
+
 def artifact_config(data: str | None = None, smoke: bool = False, num_seeds: int = 3,
                     device: str = "auto", name: str = "yt8m", **fields) -> RunConfig:
     """The RunConfig the notebooks use: full by default, tiny with ``smoke``.
 
     Smoke runs go to their own directory (``<name>-smoke``) so they never overwrite a full run.
     """
-    fields = {"heads": ("logistic", "hinge", "moe"), **fields}  # Table 2's video-level baselines
+    # Table 2's video-level baselines; both protocols (the paper's Table 2 is fine-tuned); the
+    # label-efficiency fractions (results/label_efficiency.*).
+    fields = {"heads": ("logistic", "hinge", "moe"), "protocol": "both",
+              "label_fractions": ARTIFACT_LABEL_FRACTIONS, **fields}
     if smoke:
         fields = {**fields, "max_videos": 1500, "epochs": 1, "heads": ("logistic",),
-                  "frame_heads": ("logistic_average",)}
+                  "frame_heads": ("logistic_average",), "label_fractions": (0.1, 1.0),
+                  "finetune_overrides": {"epochs": 1, **fields.get("finetune_overrides", {})}}
         num_seeds = min(num_seeds, 2)
         name = f"{name}-smoke"
     return RunConfig(data=data or paths.YT8M_2018_GLOB, out=str(paths.RUNS / name),
