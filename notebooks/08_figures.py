@@ -33,7 +33,7 @@ from vidsage_core import data as vdata
 
 # %%
 from IPython.display import Markdown, display
-from vidsage_core import narrative
+from vidsage_core import index, narrative
 
 # %%
 config = pipeline.artifact_config(data=data, smoke=smoke, num_seeds=num_seeds, device=device)
@@ -84,4 +84,4 @@ fig
 display(Markdown(narrative.headline_findings()))
 
 # %%
-print(tables.results_index(headline=narrative.headline_findings()))
+print(index.results_index(headline=narrative.headline_findings()))

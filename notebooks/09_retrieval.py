@@ -26,7 +26,7 @@ device = "auto"  # "auto": CUDA when present, else CPU
 # %%
 from IPython.display import Markdown, display
 
-from vidsage_core import narrative, pipeline, tables
+from vidsage_core import index, narrative, pipeline, tables
 
 # %%
 config = pipeline.artifact_config(data=data, smoke=smoke, num_seeds=num_seeds, device=device)
@@ -46,4 +46,4 @@ display(Markdown(narrative.summary_retrieval(metrics)))
 tables.write_table(df, 'retrieval', caption)
 
 # %%
-print(tables.results_index(headline=narrative.headline_findings()))
+print(index.results_index(headline=narrative.headline_findings()))

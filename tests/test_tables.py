@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 
 from vidsage_core import tables
+from vidsage_core.index import results_index
 from vidsage_core.tables import (
     NEEDS_FRAMES_NOTE,
     PAPER_TABLE2,
     SYNTHETIC_NOTE,
     aggregate,
     paper_table,
-    results_index,
     table1,
     table2,
     table3,

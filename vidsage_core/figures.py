@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 #: One-line caption per saved figure; :func:`save_fig` records it in the files' metadata and
-#: ``tables.results_index`` lists it.
+#: ``index.results_index`` lists it.
 CAPTIONS: dict[str, str] = {
     "fig1_graph_neighbourhood": "Fig. 1 — a real two-hop neighbourhood of the VidSage graph, "
                                 "videos named by their YouTube-8M labels",
@@ -83,7 +83,7 @@ def save_fig(fig: Figure, name: str, figures_dir: str | Path = paths.FIGURES,
         name: file stem, e.g. ``"fig5_class_distribution"``.
         figures_dir: output directory (created if missing).
         caption: what the figure shows and from which data; stored in the files' metadata
-            (PNG ``Description``, PDF ``Subject``) so ``tables.results_index`` can list it
+            (PNG ``Description``, PDF ``Subject``) so ``index.results_index`` can list it
             (default: the figure's entry in :data:`CAPTIONS`).
         dpi: PNG resolution.
 

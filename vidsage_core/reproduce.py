@@ -227,9 +227,9 @@ def run_notebooks(
             "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": _machine()}, indent=2) + "\n")
     if (results_dir / "README.md").exists():
-        from vidsage_core import narrative, tables
+        from vidsage_core import index, narrative
 
-        tables.results_index(results_dir, headline=narrative.headline_findings(results_dir),
+        index.results_index(results_dir, headline=narrative.headline_findings(results_dir),
                              timing=timing_line(results_dir))
     rel = paths.relative
     print(f"Tables:    {rel(results_dir)}/table{{1,2,3,4}}.{{md,csv}}")
