@@ -14,6 +14,11 @@ One training step:
 4. compute the loss (negative sampling, triplet or contrastive), AdamW step, scheduler step
    (linear warm-up then cosine decay to 0).
 
+Features come from ``x``, an in-memory array or a memory-mapped float16/float32 store
+(:func:`vidsage_core.store.open_store`): a sampled step reads only its subgraph's rows
+(:func:`vidsage_core.store.gather_rows`, as nanoGPT's ``get_batch`` reads ``train.bin``), so the
+same function trains 14k videos in RAM, millions from disk, and every DDP rank maps one file.
+
 Every random draw of a step (permutation, positives, negatives, neighbour sample) comes from a
 ``torch.Generator`` seeded by ``(seed, rank, epoch, step-in-epoch)``, so a batch is a pure
 function of its position: it is the same with or without data-loader workers and after a
