@@ -52,10 +52,10 @@ full, object_sets, source = pipeline.build_variant_graph('vidsage', prepared, co
 
 # %%
 labels_trainval = prepared.videos.labels[prepared.trainval]
-pd.DataFrame({'LiteVidSage': graph_stats.graph_stats(lite, labels_trainval), f'VidSage ({source.name})': graph_stats.graph_stats(full, labels_trainval)}).drop(['degree_histogram'], errors='ignore')
+stats = {'LiteVidSage': graph_stats.graph_stats(lite, labels_trainval), f'VidSage ({source.name})': graph_stats.graph_stats(full, labels_trainval)}
 
 # %%
-stats = {'LiteVidSage': vgraph.graph_stats(lite, labels_trainval), f'VidSage ({source.name})': vgraph.graph_stats(full, labels_trainval)}
+pd.DataFrame(stats).drop(['degree_histogram'], errors='ignore')
 
 # %% [markdown]
 # **What the graphs look like.**
