@@ -525,4 +525,12 @@ h1-ep5-lr1e-4   lr 1e-4, head_lr 1e-1, 5 epochs      .572 .620 .631 .632 .632   
 h1-ep5-lr0      lr 0 (frozen), head_lr 1e-1, 5 ep.   .567 .630 .636 .637 .638               0.6376  298
 h1-ep5-lr1e-5   lr 1e-5, head_lr 1e-1, 5 epochs      .568 .630 .635 .637 .637               0.6371  341
   (= FinetuneConfig(), the default)
+
+Confirmation after the choice (no tuning on these rows; ``--split test``; seed 0; LiteVidSage;
+graph and pre-training on train+val, test bucket attached inductively):
+data                                   raw logistic   fine-tuned (default)   fine-tune s (load)
+embedded sample (11,181 / 2,817)       0.6522         0.6548                 235 (load 5-10)
+tuning set (11,722 / 3,072)            0.6448         0.6459                 135 (load 3-5)
+Same ordering on both, but +0.003 / +0.001 GAP: far from the issue's 0.670 target, and below the
+non-learned smoothing baseline (0.6595 on the embedded test bucket).
 """
