@@ -36,6 +36,9 @@ Interface (what ``pipeline.run`` calls)::
   videos and scored (GAP) after every epoch: the design search's validation bucket;
 * ``resume`` / ``callback``: exact resume from ``out_dir/checkpoint.pt`` as in pre-training.
 
+:func:`paper_config` is the paper-exact configuration (its own Table 2 row); it needs an
+encoder pre-trained with :func:`paper_train_overrides`.
+
 Writes ``out_dir/config.json``, ``history.json``, ``checkpoint.pt`` (every ``checkpoint_every``
 steps, at each epoch end, on SIGINT/SIGTERM) and ``model.pt`` (the fine-tuned weights). Every
 file loads with ``torch.load(..., weights_only=True)``.
@@ -151,6 +154,10 @@ def paper_config(**fields: Any) -> FinetuneConfig:
     with the graph's edge weights, ReLU on every layer, dropout 0.5, a classification layer on
     the GNN output only (no skip). The pre-training must use the same encoder
     (:func:`paper_train_overrides`).
+
+    Not run in the design search: per whole-graph step on the 8,383-node validation graph it
+    needs ~18x the arithmetic of the 128-wide default (~420 vs ~23 GFLOP forward + backward,
+    counted from the matrix sizes, not timed), and its pre-training as much again.
     """
     return FinetuneConfig(**{"skip": False, "hidden_dim": None, "final_activation": True, "aggr": "sum",
                              "edge_weights": True, "dropout": 0.5, **fields})
