@@ -65,6 +65,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from vidsage_core import paths
 from vidsage_core.model import AGGREGATIONS, VidSage, build_model, cached_adjacency, encode_subgraph
 from vidsage_core.train import (TrainConfig, _atomic_save, _mix_seed, _sample_subgraph, _StopRequest, lr_factor,
                                 MODEL, CHECKPOINT)
@@ -406,7 +407,7 @@ def finetune(x_trainval: np.ndarray, graph, y_trainval: Any, labelled: np.ndarra
         y_val = _labels(val[1], len(x_val), "val labels")
         val_edges = scorer.edges(x_val, attach.get("objects_val"))
 
-    resolved = dict(device=device, full_graph=full, init=None if init is None else str(init),
+    resolved = dict(device=device, full_graph=full, init=None if init is None else paths.relative(str(init)),
                     encoder_kwargs=enc_kwargs, num_nodes=n, num_edges=int(graph.edge_index.shape[1]),
                     num_labelled=int(labelled.size), num_classes_modelled=int(classes.size),
                     steps_per_epoch=steps_per_epoch, total_steps=total_steps,
