@@ -533,7 +533,7 @@ h1-ep5-lr1e-4   lr 1e-4, head_lr 1e-1, 5 epochs      .572 .620 .631 .632 .632   
 h1-ep5-lr0      lr 0 (frozen), head_lr 1e-1, 5 ep.   .567 .630 .636 .637 .638               0.6376  298
 h1-ep5-lr1e-5   lr 1e-5, head_lr 1e-1, 5 epochs      .568 .630 .635 .637 .637               0.6371  341
   (encoder dropout 0.5; the rows below vary one field from this one)
-init=None       the same, random initialisation      .551 .612 .623 .625 .624               0.6241   78
+init=None       the same, random init (--no-init)     .551 .612 .623 .625 .624               0.6241   78
   (what the unsupervised stage buys under this protocol: +0.013 val GAP)
 noskip          skip=False (z alone)                 .381 .445 .452 .456 .457               0.4567   84
 mean            aggr="mean" (checkpoint pre-trained  .547 .611 .618 .622 .622               0.6224  111
