@@ -43,7 +43,7 @@ layout = None if features_dir else action_datasets.make_synthetic_moments(paths.
 videos, split = action_datasets.read_moments(features_dir or layout.features_dir, annotations_dir or layout.annotations_dir)
 
 # %%
-config = pipeline.artifact_config(smoke=smoke, num_seeds=num_seeds, device=device, name='moments', dataset='moments' + ('-synthetic' if videos.synthetic else ''), modality='rgb', objects='proxy-rgb', heads=('logistic',))
+config = pipeline.artifact_config(smoke=smoke, num_seeds=num_seeds, device=device, name='moments', dataset='moments' + ('-synthetic' if videos.synthetic else ''), modality='rgb', objects='proxy-rgb', heads=('logistic',), label_fractions=(1.0,))
 
 # %%
 metrics = pipeline.run_if_missing(config, videos=videos, split=split)
