@@ -155,7 +155,15 @@ def test_differences_from_paper_reads_the_saved_configs(tmp_path):
     relu = next(ln for ln in lines if ln.startswith("| `TrainConfig.final_activation`"))
     assert "`True` (as in the paper)" in relu
     assert "`False` (as in the paper)" in next(ln for ln in lines if "RunConfig.concat_raw" in ln)
+    assert "(not in this run)" in next(ln for ln in lines if "FinetuneConfig.skip" in ln)
     assert len(lines) == 2 + len(narrative.DEVIATIONS)
+    # With the all-labels fine-tuning's saved config, its settings are read from it.
+    (tmp_path / "lite" / "seed0" / "finetune-f1").mkdir()
+    (tmp_path / "lite" / "seed0" / "finetune-f1" / "config.json").write_text(json.dumps(
+        {"config": {"skip": True, "dropout": 0.5, "hidden_dim": 128}, "resolved": {}}))
+    lines = narrative.differences_from_paper(tmp_path).splitlines()
+    assert "| `True` |" in next(ln for ln in lines if "FinetuneConfig.skip" in ln)
+    assert "`0.5` (as in the paper)" in next(ln for ln in lines if "FinetuneConfig.dropout" in ln)
 
 
 def test_headline_findings_real_run_first_and_says_whether_the_claim_reproduces(tmp_path):

@@ -415,15 +415,23 @@ def _saved_train_config(run_dir: Path) -> dict[str, Any] | None:
     return None
 
 
+def _saved_finetune_config(run_dir: Path) -> dict[str, Any] | None:
+    for path in sorted(run_dir.glob("*/seed*/finetune-f1/config.json")):
+        return load_json(path).get("config")
+    return None
+
+
 def differences_from_paper(run_dir: str | Path) -> str:
     """Notebook 03: a Markdown table of the paper's setting, this run's value and the reason.
 
     Values are read from the run's saved ``config.json`` (RunConfig) and its first
-    ``<variant>/seed*/config.json`` (TrainConfig); reasons from ``deviations.DEVIATIONS``.
+    ``<variant>/seed*/config.json`` (TrainConfig) and all-labels fine-tuning
+    (FinetuneConfig); reasons from ``deviations.DEVIATIONS``.
     """
     run_dir = Path(run_dir)
     configs = {"RunConfig": load_json(run_dir / "config.json") if (run_dir / "config.json").is_file() else None,
-               "TrainConfig": _saved_train_config(run_dir)}
+               "TrainConfig": _saved_train_config(run_dir),
+               "FinetuneConfig": _saved_finetune_config(run_dir)}
     lines = ["| setting | paper | this run | why (measured) |", "|---|---|---|---|"]
     for d in DEVIATIONS:
         saved = configs.get(d.config)
