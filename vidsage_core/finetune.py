@@ -67,7 +67,7 @@ from torch.nn import functional as F
 
 from vidsage_core import paths
 from vidsage_core.model import AGGREGATIONS, VidSage, build_model, cached_adjacency, encode_subgraph
-from vidsage_core.train import (TrainConfig, _atomic_save, _mix_seed, _sample_subgraph, _StopRequest, lr_factor,
+from vidsage_core.train import (TrainConfig, atomic_save, mix_seed, sample_subgraph, StopRequest, lr_factor,
                                 MODEL, CHECKPOINT)
 from vidsage_core.utils import resolve_device, save_json, seed_everything
 
@@ -372,7 +372,7 @@ def finetune(x_trainval: np.ndarray, graph, y_trainval: Any, labelled: np.ndarra
     init_blob = _load_init(init) if init is not None else None
     enc_kwargs = _encoder_kwargs(config, d, None if init_blob is None else init_blob["model_kwargs"])
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_mix_seed(config.seed, 0xF17E))  # random init of the ablation; fixed per seed
+        torch.manual_seed(mix_seed(config.seed, 0xF17E))  # random init of the ablation; fixed per seed
         encoder = build_model(**enc_kwargs)
     if init_blob is not None:
         encoder.load_state_dict(init_blob["model"])
@@ -440,7 +440,7 @@ def finetune(x_trainval: np.ndarray, graph, y_trainval: Any, labelled: np.ndarra
         nonlocal saved_step
         if saved_step == step:
             return
-        _atomic_save({"config": config.to_dict(), "init": resolved["init"], "num_labelled": int(labelled.size),
+        atomic_save({"config": config.to_dict(), "init": resolved["init"], "num_labelled": int(labelled.size),
                       "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                       "scheduler": scheduler.state_dict(), "step": step, "history": history,
                       "step_losses": step_losses, "rng_torch": rng_at_boundary}, ckpt_path)
@@ -448,21 +448,21 @@ def finetune(x_trainval: np.ndarray, graph, y_trainval: Any, labelled: np.ndarra
         saved_step = step
 
     def batch_loss(epoch: int, position: int) -> torch.Tensor:
-        g = torch.Generator().manual_seed(_mix_seed(config.seed, 0xF1E7, epoch))
+        g = torch.Generator().manual_seed(mix_seed(config.seed, 0xF1E7, epoch))
         perm = torch.randperm(labelled.size, generator=g).numpy()
         pos = perm[position * config.batch_size:(position + 1) * config.batch_size]
         seeds = torch.from_numpy(labelled[pos])
         if full:
             z = model.encoder(x_t, *adjacency)[seeds.to(device)]
         else:
-            sub = _sample_subgraph(sampler, seeds, _mix_seed(config.seed, epoch, position, 1)).to(device)
+            sub = sample_subgraph(sampler, seeds, mix_seed(config.seed, epoch, position, 1)).to(device)
             z = encode_subgraph(model.encoder, x_t, sub)
         yb = torch.from_numpy(y_lab[pos].toarray()).to(device)
         logits = model.logits(z, x_t[seeds.to(device)])
         # YouTube-8M's logistic loss: cross-entropy summed over classes, mean over videos.
         return F.binary_cross_entropy_with_logits(logits, yb, reduction="none").sum(1).mean()
 
-    stop = _StopRequest()
+    stop = StopRequest()
     stop.install()
     t0 = time.perf_counter() - (history[-1]["seconds"] if history else 0.0)
     bar = tqdm(total=total_steps, initial=step, desc="finetune", disable=not progress, dynamic_ncols=True)
@@ -509,7 +509,7 @@ def finetune(x_trainval: np.ndarray, graph, y_trainval: Any, labelled: np.ndarra
     checkpoint()
     model.eval()
     scores_test = scorer.scores(x_test, scorer.edges(x_test, attach.get("objects_new")), classes, num_classes)
-    _atomic_save({"model": model.state_dict(), "encoder_kwargs": enc_kwargs,
+    atomic_save({"model": model.state_dict(), "encoder_kwargs": enc_kwargs,
                   "classes": torch.from_numpy(classes), "num_classes": num_classes, "skip": config.skip,
                   "config": config.to_dict()}, out_dir / MODEL)
     save_json(history, out_dir / "history.json")

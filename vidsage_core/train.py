@@ -212,7 +212,7 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def _mix_seed(*parts: int) -> int:
+def mix_seed(*parts: int) -> int:
     """A 63-bit seed from several integers (independent streams per rank/epoch/step)."""
     return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(2, np.uint64)[0]
                >> np.uint64(1))
@@ -270,7 +270,7 @@ class _BatchMaker:
 
     def permutation(self, epoch: int) -> torch.Tensor:
         """This epoch's node permutation; identical on every rank (same seed), so shards are disjoint."""
-        g = torch.Generator().manual_seed(_mix_seed(self.config.seed, 0x9E3779B9, epoch))
+        g = torch.Generator().manual_seed(mix_seed(self.config.seed, 0x9E3779B9, epoch))
         return torch.randperm(self.num_nodes, generator=g)
 
     def shard(self, perm: torch.Tensor) -> torch.Tensor:
@@ -283,7 +283,7 @@ class _BatchMaker:
             anchors = shard[position * bsz:(position + 1) * bsz]
         else:  # fixed-length epochs cycle through the shard
             anchors = shard[(position * bsz + torch.arange(bsz)) % shard.numel()]
-        g = torch.Generator().manual_seed(_mix_seed(cfg.seed, self.rank, epoch, position))
+        g = torch.Generator().manual_seed(mix_seed(cfg.seed, self.rank, epoch, position))
         pos, pos_valid = sample_positives(self.rowptr, self.col, anchors, cfg.walk_length, g)
         parts, neg_valid = [anchors, pos], None
         if cfg.loss != "contrastive":  # InfoNCE uses the other positives of the batch as negatives
@@ -293,11 +293,11 @@ class _BatchMaker:
         seeds, inv = torch.unique(torch.cat(parts), return_inverse=True)
         sub = None
         if not self.full:
-            sub = _sample_subgraph(self.sampler, seeds, _mix_seed(cfg.seed, self.rank, epoch, position, 1))
+            sub = sample_subgraph(self.sampler, seeds, mix_seed(cfg.seed, self.rank, epoch, position, 1))
         return _Batch(anchors, seeds, inv, pos_valid, neg_valid, sub)
 
 
-def _sample_subgraph(sampler, seeds: torch.Tensor, seed: int):
+def sample_subgraph(sampler, seeds: torch.Tensor, seed: int):
     """Neighbour sample around ``seeds`` with the sampler's generator re-seeded for this batch."""
     gen = getattr(sampler, "generator", None)
     if isinstance(gen, torch.Generator):
@@ -406,7 +406,8 @@ def _init_distributed(device: str) -> _Dist:
 # --------------------------------------------------------------------------------------------
 # checkpoints
 # --------------------------------------------------------------------------------------------
-def _atomic_save(obj: Any, path: Path) -> None:
+def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file, then rename: a kill mid-write never leaves half a file."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(obj, tmp)
     tmp.replace(path)  # a kill mid-write never leaves a truncated checkpoint
@@ -433,7 +434,7 @@ def load_model(path: str | Path, device: str = "cpu") -> nn.Module:
     return model.to(resolve_device(device)).eval()
 
 
-class _StopRequest:
+class StopRequest:
     """SIGINT/SIGTERM become a flag checked between steps, so a checkpoint is always consistent."""
 
     def __init__(self) -> None:
@@ -597,7 +598,7 @@ def train(x: np.ndarray, graph, config: TrainConfig = TrainConfig(), out_dir: st
                 dist.all_gather_object(gathered, rng_at_boundary)
                 rng = gathered
             if is_main:
-                _atomic_save({"config": config.to_dict(), "model": module.state_dict(),
+                atomic_save({"config": config.to_dict(), "model": module.state_dict(),
                               "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                               "scaler": scaler.state_dict(), "step": step, "perm": perm, "perm_epoch": perm_epoch,
                               "history": history, "rng": rng, "model_kwargs": model_kwargs,
@@ -605,7 +606,7 @@ def train(x: np.ndarray, graph, config: TrainConfig = TrainConfig(), out_dir: st
                 save_json(history, out_dir / "history.json")
             saved_step = step
 
-        stop = _StopRequest()
+        stop = StopRequest()
         stop.install()
         t0 = time.perf_counter() - (history[-1]["time"] if history else 0.0)  # resumed runs keep counting
         bar = tqdm(total=last_step, initial=step, desc=f"train {config.model}/{config.loss}",
@@ -665,7 +666,7 @@ def train(x: np.ndarray, graph, config: TrainConfig = TrainConfig(), out_dir: st
 
         checkpoint()
         if is_main:
-            _atomic_save({"model": module.state_dict(), "model_kwargs": model_kwargs,
+            atomic_save({"model": module.state_dict(), "model_kwargs": model_kwargs,
                           "config": config.to_dict(), "resolved": resolved}, out_dir / MODEL)
             save_json(history, out_dir / "history.json")
         module.eval()

@@ -41,6 +41,10 @@ DATA_CRC = "data_crc"  # the record's payload is damaged
 def tensorflow() -> ModuleType:
     """TensorFlow, imported on first use (it takes seconds), with its C++ start-up chatter off."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Only record parsing runs in TensorFlow here, where oneDNN's fused kernels play no part; its
+    # start-up notice ("oneDNN custom operations are on") is printed past TF_CPP_MIN_LOG_LEVEL, once
+    # per process: in every notebook kernel of a papermill run.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     import tensorflow as tf
 
     return tf
