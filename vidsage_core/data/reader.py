@@ -579,8 +579,10 @@ def _video_dataset(tf: Any, files: list[Path], id_key: str, dims: tuple[int, int
         return records.map(plain(lambda s: parse(i, s)))
 
     # What TFRecordDataset(num_parallel_reads=threads) does inside, with each file's records kept together.
-    return tf.data.Dataset.range(len(files)).interleave(one_file, cycle_length=threads, num_parallel_calls=threads,
-                                                         deterministic=True).with_options(_options(tf, threads))
+    # One thread: the sequential interleave (a parallel one with one call only adds a hand-off).
+    parallel = {"num_parallel_calls": threads, "deterministic": True} if threads > 1 else {}
+    return tf.data.Dataset.range(len(files)).interleave(one_file, cycle_length=threads,
+                                                         **parallel).with_options(_options(tf, threads))
 
 
 def _frame_dataset(tf: Any, path: Path, threads: int) -> Any:
