@@ -72,7 +72,10 @@ def test_reproduce_smoke_runs_every_notebook_and_writes_tables_and_figures(tmp_p
         assert not errors, (nb_path.name, errors)
     readme = (results / "README.md").read_text()
     assert "## Findings" in readme
-    assert any(f"VidSage {v} logistic regression" in readme for v in ("loses to", "beats", "is level with"))
+    assert "VidSage fine-tuned with a classification layer (the paper's §4.2 protocol)" in readme
+    assert any(f"; it {v} logistic regression on the raw features" in readme
+               for v in ("loses to", "beats", "is level with"))
+    assert "Against the strongest baseline" in readme
     assert "# Benchmarks" not in readme
     for nb_path in NOTEBOOKS:
         executed = nbformat.read(results / "executed" / nb_path.name, as_version=4)
