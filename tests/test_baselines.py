@@ -156,3 +156,15 @@ def test_bad_rows_are_refused_with_a_clear_message():
         B.label_propagation(y, np.array([5]), HAND)
     with pytest.raises(ValueError, match="labels have 2 rows"):
         B.label_propagation(y[:2], np.array([0]), HAND)
+
+
+def test_sgc_features_average_the_k_nearest_train_videos_by_hand():
+    # Four unit vectors on a line of angles; k=1: each video's nearest other train video.
+    ang = np.array([0.0, 0.1, 1.0, 1.2])
+    x = np.stack([np.cos(ang), np.sin(ang)], 1).astype(np.float32)
+    x_test = np.array([[np.cos(0.95), np.sin(0.95)]], dtype=np.float32)
+    f_tv, f_te = B.sgc_features(x, x_test, k=1, device="cpu")
+    nearest = [1, 0, 3, 2]  # by hand: 0<->1 (0.1 apart), 2<->3 (0.2 apart)
+    np.testing.assert_allclose(f_tv[:, :2], x)
+    np.testing.assert_allclose(f_tv[:, 2:], 0.5 * x + 0.5 * x[nearest], rtol=1e-6)
+    np.testing.assert_allclose(f_te[0, 2:], 0.5 * x_test[0] + 0.5 * x[2], rtol=1e-6)  # 0.95 ~ 1.0

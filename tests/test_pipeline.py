@@ -13,18 +13,6 @@ TINY_TRAIN = {"epochs": 1, "hidden_dim": 32, "out_dim": 32, "batch_size": 64}
 TINY_HEAD = {"epochs": 2}
 
 
-def test_sgc_features_average_the_k_nearest_train_videos_by_hand():
-    # Four unit vectors on a line of angles; k=1: each video's nearest other train video.
-    ang = np.array([0.0, 0.1, 1.0, 1.2])
-    x = np.stack([np.cos(ang), np.sin(ang)], 1).astype(np.float32)
-    x_test = np.array([[np.cos(0.95), np.sin(0.95)]], dtype=np.float32)
-    f_tv, f_te = pipeline.sgc_features(x, x_test, k=1, device="cpu")
-    nearest = [1, 0, 3, 2]  # by hand: 0<->1 (0.1 apart), 2<->3 (0.2 apart)
-    np.testing.assert_allclose(f_tv[:, :2], x)
-    np.testing.assert_allclose(f_tv[:, 2:], 0.5 * x + 0.5 * x[nearest], rtol=1e-6)
-    np.testing.assert_allclose(f_te[0, 2:], 0.5 * x_test[0] + 0.5 * x[2], rtol=1e-6)  # 0.95 ~ 1.0
-
-
 @pytest.fixture(scope="module")
 def synthetic_run(tmp_path_factory):
     videos = make_synthetic(400, num_classes=40, num_topics=8, num_objects=60, seed=3)

@@ -297,6 +297,17 @@ def _strongest_baseline_sentence(rows: Sequence[Mapping[str, Any]], metric: str)
             f"{score(base[0], metric)}, {sentence}")
 
 
+def _baseline_and_protocol_sentences(rows: Sequence[Mapping[str, Any]], metric: str) -> list[str]:
+    """What notebooks 03 and 05 both say after the GNN rows: each baseline against raw logistic,
+    the best GNN row against the strongest baseline, the fine-tuning comparisons, which protocol
+    each row used and the label-efficiency verdict."""
+    out = _baseline_sentences(rows, metric)
+    out += [s for s in (_strongest_baseline_sentence(rows, metric),) if s]
+    out += _finetune_sentences(rows, metric)
+    out += [s for s in (_protocol_sentence(rows), _label_efficiency_sentence(rows, metric)) if s]
+    return out
+
+
 def _best(rows: Sequence[Mapping[str, Any]], metric: str) -> tuple[list, float] | None:
     best = None
     for group in _groups(rows).values():
@@ -386,14 +397,7 @@ def summary_training(metrics: Mapping[str, Any], run_dir: str | Path | None = No
         lines.append(f"Best row on {METRIC_NAME.get(metric, metric)}: {method_label(best[0][0])}, "
                      f"{score(best[0], metric)}.")
     lines += _gnn_comparisons(rows, metric)
-    lines += _baseline_sentences(rows, metric)
-    strongest = _strongest_baseline_sentence(rows, metric)
-    if strongest:
-        lines.append(strongest)
-    lines += _finetune_sentences(rows, metric)
-    for sentence in (_protocol_sentence(rows), _label_efficiency_sentence(rows, metric)):
-        if sentence:
-            lines.append(sentence)
+    lines += _baseline_and_protocol_sentences(rows, metric)
     if run_dir is not None:
         losses = []
         for variant in ("lite", "vidsage"):
@@ -525,14 +529,7 @@ def summary_table2(metrics: Mapping[str, Any], frame_metrics: Mapping[str, Any] 
     if best:
         out.append(f"The best row on {METRIC_NAME[metric]} is {method_label(best[0][0])} at "
                    f"{score(best[0], metric)}.")
-    out += _baseline_sentences(rows, metric)
-    strongest = _strongest_baseline_sentence(rows, metric)
-    if strongest:
-        out.append(strongest)
-    out += _finetune_sentences(rows, metric)
-    for sentence in (_protocol_sentence(rows), _label_efficiency_sentence(rows, metric)):
-        if sentence:
-            out.append(sentence)
+    out += _baseline_and_protocol_sentences(rows, metric)
     if frame_metrics is None:
         out.append("The frame-level rows are empty: no frame-level data was given.")
     elif frame_metrics["provenance"].get("synthetic"):

@@ -40,7 +40,6 @@ from typing import Any, Callable
 import numpy as np
 
 from vidsage_core import paths
-from vidsage_core.baselines import sgc_features  # noqa: F401  (re-exported: pipeline's smoothing rows)
 from vidsage_core.embed import embed
 from vidsage_core.infer import InductiveEmbedder
 from vidsage_core.metrics import all_metrics
@@ -585,7 +584,7 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
     }
     if config.baselines and evaluated is not None:
         from vidsage_core.baselines import (PropagationConfig, correct_and_smooth, knn_neighbours,
-                                            label_propagation, sign_features)
+                                            label_propagation, sgc_features, sign_features)
 
         print(f"[run] baselines on {len(trainval)} train+val / {len(test)} test videos", flush=True)
         pconf = PropagationConfig(**config.propagation_overrides)

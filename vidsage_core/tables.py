@@ -342,6 +342,19 @@ def _empty_measured(metrics: Sequence[tuple[str, str]]) -> dict[str, Any]:
     return out
 
 
+def _fill_measured(row: dict, sel: Sequence[dict], metrics: Sequence[tuple[str, str]], method: str,
+                   synthetic: bool, notes: Sequence[str] = ()) -> dict:
+    """``row`` with the measured cells of ``sel`` (empty when the run lacks ``method``) and its note."""
+    row.update(_measured(sel, metrics) if sel else _empty_measured(metrics))
+    notes = list(notes)
+    if not sel:
+        notes.append(f"not in this run ({method})")
+    elif synthetic:
+        notes.append(SYNTHETIC_NOTE)
+    row["note"] = "; ".join(notes)
+    return row
+
+
 def describe_provenance(prov: Mapping[str, Any]) -> str:
     """One sentence of provenance: dataset, real/synthetic, split sizes, classes, seeds, commit."""
     split = prov.get("split") or {}
@@ -402,14 +415,7 @@ def _ours_rows(rows: Sequence[dict], metrics: Sequence[tuple[str, str]], synthet
                 row = dict(base or {})
                 row.update({"method": name, "head": head})
                 row.update(paper_cells.get(variant, {}))
-                row.update(_measured(sel, metrics) if sel else _empty_measured(metrics))
-                notes = list(extra_notes)
-                if not sel:
-                    notes.append(f"not in this run ({variant}-{head})")
-                elif synthetic:
-                    notes.append(SYNTHETIC_NOTE)
-                row["note"] = "; ".join(notes)
-                out.append(row)
+                out.append(_fill_measured(row, sel, metrics, f"{variant}-{head}", synthetic, extra_notes))
     return out
 
 
@@ -519,14 +525,8 @@ def table2(run_dir: str | Path, frame_run_dir: str | Path | None = None) -> tupl
             sel = _select(rows, variant, head)
             row = {"input features": features, "method": name, "protocol": PROTOCOL_LABEL["none"],
                    "head": head, **nan_cells}
-            row.update(_measured(sel, _T2_METRICS) if sel else _empty_measured(_T2_METRICS))
-            notes = [f"beyond the paper: {what}"]
-            if not sel:
-                notes.append(f"not in this run ({variant}-{head})")
-            elif synthetic:
-                notes.append(SYNTHETIC_NOTE)
-            row["note"] = "; ".join(notes)
-            table.append(row)
+            table.append(_fill_measured(row, sel, _T2_METRICS, f"{variant}-{head}", synthetic,
+                                        [f"beyond the paper: {what}"]))
 
     df = pd.DataFrame(table)
     df = df.astype({"paper mAP": float, "paper top-1": float, "paper PERR": float, "n seeds": int})
