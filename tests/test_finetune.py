@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from torch import nn
 
 from vidsage_core.evaluate import HeadConfig, evaluate_head
 from vidsage_core.finetune import FinetuneConfig, finetune
@@ -180,3 +181,25 @@ def test_layer_aggregation_by_hand_and_cached_adjacency(aggr, expected):
     (out_c * torch.arange(6.0).view(3, 2)).sum().backward()
     torch.testing.assert_close(out_c, out)
     torch.testing.assert_close(x.grad, g_ref)
+
+
+def test_skip_logits_are_one_linear_layer_on_z_and_x():
+    # logits() splits W [z ‖ x] + b into W_z z + W_x x + b to skip the gradient of x: the values
+    # and the gradients of z and of every weight must be those of the one layer on [z ‖ x].
+    from vidsage_core.finetune import FinetuneModel
+
+    torch.manual_seed(0)
+    model = FinetuneModel(nn.Identity(), in_dim=6, out_dim=4, prior=np.full(5, 0.2), skip=True)
+    with torch.no_grad():
+        model.classifier.weight.normal_()
+    z = torch.randn(3, 4, requires_grad=True)
+    x = torch.randn(3, 6)
+    split = model.logits(z, x)
+    split.square().sum().backward()
+    grads = (z.grad.clone(), model.classifier.weight.grad.clone(), model.classifier.bias.grad.clone())
+    z.grad, model.classifier.weight.grad, model.classifier.bias.grad = None, None, None
+    whole = model.classifier(torch.cat([z, x], dim=1))
+    whole.square().sum().backward()
+    torch.testing.assert_close(split, whole, rtol=0, atol=1e-5)
+    for a, b in zip(grads, (z.grad, model.classifier.weight.grad, model.classifier.bias.grad)):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-5)

@@ -309,3 +309,27 @@ def test_sparse_aggregation_matches_per_edge_reference_and_is_deterministic():
         torch.use_deterministic_algorithms(prev)
     with pytest.raises(ValueError, match="num_targets=3"):
         weighted_adjacency(ei, w, num_sources=7, num_targets=3)
+
+
+def test_dropout_zeroes_a_fraction_p_and_scales_the_rest_like_torch():
+    from vidsage_core.model import dropout
+
+    x = torch.full((400, 500), 3.0, requires_grad=True)
+    torch.manual_seed(0)
+    y = dropout(x, 0.5, training=True)
+    kept = y != 0
+    # Kept entries are scaled by 1 / (1 - p), as F.dropout's inverted dropout: 3 -> 6.
+    assert torch.equal(y[kept], torch.full_like(y[kept], 6.0))
+    # 200,000 Bernoulli(0.5) draws: the kept share is 0.5 within 5 standard deviations (0.0056).
+    assert abs(kept.float().mean().item() - 0.5) < 0.0056
+    y.sum().backward()  # the gradient is the same mask and scale
+    assert torch.equal(x.grad, kept.float() * 2.0)
+    torch.manual_seed(0)
+    assert torch.equal(dropout(x, 0.5, training=True), y)  # one seed, one mask
+    z = torch.randn(30, 7)
+    assert torch.equal(dropout(z, 0.5, training=False), z)
+    assert torch.equal(dropout(z, 0.0, training=True), z)
+    assert torch.equal(dropout(z, 1.0, training=True), torch.zeros_like(z))
+    p = 0.2  # mean preserved at another p: E[y] = x
+    w = dropout(torch.ones(1000, 1000), p, training=True)
+    assert abs(w.mean().item() - 1.0) < 5 * (p / (1 - p) / 1e6) ** 0.5

@@ -317,3 +317,48 @@ def test_run_refuses_an_unknown_protocol(tmp_path):
     with pytest.raises(ValueError, match="protocol='linear'"):
         pipeline.run(pipeline.RunConfig(out=str(tmp_path), protocol="linear"), videos=videos,
                      progress=False)
+
+
+def test_worker_processes_give_the_rows_of_one_process(both_run, tmp_path):
+    # Units run side by side in spawned workers (one torch thread each) must give exactly what
+    # the same units give one after the other in this process with one thread: same rows, same
+    # order, same numbers (only the timings differ).
+    import torch
+
+    config, videos, _, _ = both_run
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        alone = pipeline.run(dataclasses.replace(config, out=str(tmp_path / "one")), videos=videos,
+                             progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    side = pipeline.run(dataclasses.replace(config, out=str(tmp_path / "two"), workers=2),
+                        videos=videos, progress=False)
+    timing = {"fit_seconds", "train_seconds"}
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in timing} for r in rows]  # noqa: E731
+    assert strip(side["rows"]) == strip(alone["rows"])
+    assert side["provenance"]["workers"] == {"processes": 2, "torch_threads": 1}
+    for v in ("lite", "vidsage"):  # the workers wrote each variant's model and embeddings
+        a = np.load(tmp_path / "one" / v / "seed0" / "embeddings.npz")["z"]
+        b = np.load(tmp_path / "two" / v / "seed0" / "embeddings.npz")["z"]
+        np.testing.assert_array_equal(a, b)
+
+
+def test_each_row_fits_its_head_with_its_inputs_schedule():
+    config = pipeline.RunConfig()
+    raw = pipeline.head_config(config, "raw", "logistic", seed=3, device="cpu")
+    assert (raw.lr, raw.epochs, raw.seed) == (6e-2, 3, 3)
+    # The probe rows (z and [x ‖ z]) fit with HeadConfig's lr and HEAD_EPOCHS.
+    for probe in ("lite", "vidsage+raw"):
+        z = pipeline.head_config(config, probe, "logistic", 0, "cpu")
+        assert (z.lr, z.epochs) == (3e-2, 8)
+    sign = pipeline.head_config(config, "sign", "logistic", 0, "cpu")
+    assert (sign.lr, sign.epochs) == (3e-2, 5)
+    hinge = pipeline.head_config(config, "raw", "hinge", 0, "cpu")
+    assert (hinge.lr, hinge.epochs) == (3e-2, 5)
+    # Fewer labels, more passes: 3 epochs x min(1 / 0.01, factor 3) = 9.
+    assert pipeline.head_config(config, "raw", "logistic", 0, "cpu", fraction=0.01).epochs == 9
+    # The user's overrides win over the schedule.
+    mine = dataclasses.replace(config, head_overrides={"epochs": 2})
+    assert pipeline.head_config(mine, "raw", "moe", 0, "cpu").epochs == 2

@@ -92,6 +92,9 @@ class HeadConfig:
     * logistic, lr 3e-2, batch 1024: 0.617 (12), 0.6225 (20) -- fewer steps, slower;
     * hinge, lr 3e-2: 0.6157 (5), 0.611 (8); hinge lr 1e-2: 0.611 (10);
     * moe (2 experts), lr 1e-2: 0.580 (5); lr 3e-2: 0.626 (3), 0.6375 (5), 0.638 (6).
+
+    ``vidsage run`` refines lr and epochs per input and head (``pipeline.HEAD_SCHEDULE``, from a
+    later validation search over wider inputs: Adam's step wants to shrink as inputs widen).
     """
 
     # Passes over the training videos; None: the head's entry in HEAD_EPOCHS (measured above),

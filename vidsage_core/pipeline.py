@@ -45,6 +45,7 @@ from vidsage_core.infer import InductiveEmbedder
 from vidsage_core.metrics import all_metrics
 from vidsage_core.train import TrainConfig, TrainResult, train
 from vidsage_core.utils import load_json, resolve_device, save_json, to_jsonable
+from vidsage_core.workers import run_units, threads_per_worker
 
 OBJECT_SOURCE = "object_source.json"  # beside object_source.npz (its fitted arrays)
 VARIANT_METHOD = {"raw": "raw", "frame": "frame", "sgc": "sgc", "sign": "sign", "cs": "cs",
@@ -55,6 +56,29 @@ PROTOCOLS = ("probe", "finetune", "both")
 #: unsupervised stage) and "paper-exact" (finetune.paper_config on an encoder pre-trained with
 #: finetune.paper_train_overrides).
 FINETUNE_ABLATIONS = ("random-init", "paper-exact")
+#: Step size and passes of the heads per input (HeadConfig fields by input, then by head; heads
+#: and inputs not listed use HeadConfig's lr 3e-2 and HEAD_EPOCHS). Adam moves every weight by
+#: about lr per step, so a logit moves by about lr times the input's L1 norm: wider inputs want
+#: smaller steps. Chosen on the validation bucket (`python -m benchmarks.head_search --split val`,
+#: fit on buckets 2-4, 8,383 videos; seed 0; val GAP at full labels, lr x epochs):
+#:   raw x (1152-d), logistic: 3e-2 x 8 0.6325 | 6e-2 x 3 0.6340 | 1e-1 x 2 0.6325 | 4e-2 x 4 0.6306
+#:   raw x, MoE: 3e-2 x 5 0.6375 | 6e-2 x 3 0.6414 | 1e-1 x 2 0.6355
+#:   raw x, hinge: 3e-2 x 5 0.6157 | 1e-1 x 2 0.5965 (kept)
+#:   smoothing [x, Sx] (2304-d), logistic: 3e-2 x 8 0.6423 | 3e-2 x 5 0.6441 | 4e-2 x 4 0.6443 |
+#:     6e-2 x 3 0.6415 | 2e-2 x 6 0.6431
+#:   SIGN [x, Ax, A²x] (3456-d), logistic: 3e-2 x 8 0.6392 | 3e-2 x 5 0.6394 | 4e-2 x 4 0.6374 |
+#:     6e-2 x 3 0.6334 | 2e-2 x 6 0.6380
+#: Each choice scores at least the former 3e-2 x 8 and costs 3/8 (raw), 3/5 (MoE) or 5/8 of it.
+#: The probe rows (z, [x ‖ z]) keep HeadConfig's 3e-2 x 8, the setting validated for them. Raw x's
+#: schedule was tried on [x ‖ z] without a search of its own in one full run and lowered its test
+#: GAP (LiteVidSage, 3 seeds: 0.6556 vs 0.6591), so it was withdrawn, not tuned on the test set.
+#: At label fractions the epochs grow as RunConfig.fraction_epoch_factor says; raw x logistic,
+#: 6e-2 x 3 against 3e-2 x 8 there: 1 % 0.1429 vs 0.1460, 5 % 0.3356 vs 0.3344, 25 % 0.5162 vs 0.5180.
+HEAD_SCHEDULE = {
+    "raw": {"logistic": {"lr": 6e-2, "epochs": 3}, "moe": {"lr": 6e-2, "epochs": 3}},
+    "sgc": {"logistic": {"lr": 3e-2, "epochs": 5}},
+    "sign": {"logistic": {"lr": 3e-2, "epochs": 5}},
+}
 
 
 @dataclass(frozen=True)
@@ -131,7 +155,10 @@ class RunConfig:
     # with labels on only some videos, the scores use the labelled ones (counted in provenance).
     evaluate: bool = True
     train_overrides: dict = field(default_factory=dict)  # extra TrainConfig fields
-    head_overrides: dict = field(default_factory=dict)  # extra HeadConfig fields
+    # HeadConfig fields per input and head (HEAD_SCHEDULE: chosen on validation); head_overrides
+    # win over it.
+    head_schedule: dict = field(default_factory=lambda: json.loads(json.dumps(HEAD_SCHEDULE)))
+    head_overrides: dict = field(default_factory=dict)  # extra HeadConfig fields, for every head
     # Millions of videos (run_streamed): TFRecords are streamed group by group into on-disk
     # float16 stores (never all features in RAM), the GNN trains and embeds from them; LiteVidSage
     # graphs only (object sources fit on in-memory VideoSets), no smoothing baseline.
@@ -139,6 +166,11 @@ class RunConfig:
     # Videos per split the heads are fitted / scored on (None: all). Scoring keeps a dense
     # [N_test, 3862] matrix (12 GB at 800k test videos), so a sample bounds it at scale.
     head_sample: int | None = None
+    # Processes that run the run's independent units side by side (the baselines of one seed and
+    # label fraction; one variant and seed), each with cores / workers torch threads; 1: all in
+    # this process. Results are deterministic for a given value (a matrix product's summation
+    # order depends on its thread count), so the value is saved with the results.
+    workers: int = 1
 
 
 def saved_config(config: RunConfig) -> dict:
@@ -450,9 +482,6 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
     Returns:
         The content of ``metrics.json``: ``{"rows": [...], "provenance": {...}}``.
     """
-    from vidsage_core.evaluate import HeadConfig, fit_head, predict
-    from vidsage_core.retrieval import label_retrieval
-
     if config.protocol not in PROTOCOLS:
         raise ValueError(f"RunConfig.protocol={config.protocol!r}: expected one of {PROTOCOLS}")
     unknown = set(config.finetune_ablations) - set(FINETUNE_ABLATIONS)
@@ -494,65 +523,13 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
     order = tv_labelled[label_order(np.asarray(videos.ids)[trainval][tv_labelled])]
     labelled = {f: labelled_subset(order, f) for f in fractions}
     y_frac = {f: _only_rows(y_tv, labelled[f]) for f in fractions}
-    rows: list[dict] = []
-    seconds: dict[str, float] = {}  # wall time per stage, to cost each kind of row
-
-    def timed(stage: str, t0: float) -> float:
-        dt = time.perf_counter() - t0
-        seconds[stage] = seconds.get(stage, 0.0) + dt
-        return dt
-
-    def score(variant, head, seed, scores_te, fraction, extra=None, **fields):
-        # The only place test labels are read (the labelled test videos: te_sel).
-        rows.append(_row(variant, head, seed, all_metrics(scores_te[te_sel], y_te),
-                         label_fraction=fraction, num_labelled=len(labelled[fraction]), **fields))
-        rows[-1].update(extra or {})
-        r = rows[-1]
-        print(f"  {r['method']:<34} f={fraction:<5g} seed {seed}: GAP {r['gap']:.4f}  hit@1 "
-              f"{r['hit_at_one']:.4f}  PERR {r['perr']:.4f}  mAP@20 {r['map']:.4f}", flush=True)
-        save_json({"rows": rows, "provenance": provenance}, out / "metrics.json")
-
-    def heads_on(variant, f_tv, f_te, seed, fraction, heads, keep=False, **fields):
-        """Fit each head on the labelled rows at ``fraction``; score it on the test rows."""
-        lab, kept = labelled[fraction], {}
-        every = lab.size == y_tv.shape[0]  # all labels: fit on the inputs as given (frame inputs too)
-        x_fit = f_tv if every else _take(f_tv, lab)
-        y_fit = y_frac[fraction] if every else y_frac[fraction][lab]
-        extra = {}
-        if fraction == max(fractions) and variant in RETRIEVAL_VARIANTS:
-            extra = retrieval_of(variant, f_tv, f_te)
-        for head in heads:
-            hc = HeadConfig(**{"seed": seed, "device": device, **config.head_overrides})
-            hc = dataclasses.replace(hc, epochs=epochs_at(fraction, hc.epochs_for(head)))
-            t0 = time.perf_counter()
-            fitted = fit_head(head, x_fit, y_fit, hc)
-            fit_seconds = time.perf_counter() - t0
-            scores_te = predict(fitted, f_te)
-            if keep:  # base predictions of every train+val video, for Correct & Smooth
-                kept[head] = (predict(fitted, f_tv), scores_te)
-            score(variant, head, seed, scores_te, fraction, extra, fit_seconds=fit_seconds,
-                  **fields)
-        return kept
-
-    def epochs_at(fraction: float, epochs: int) -> int:
-        return max(1, round(epochs * min(1.0 / fraction, config.fraction_epoch_factor)))
-
-    def heads_at(fraction: float, full: tuple[str, ...]) -> tuple[str, ...]:
-        return full if fraction == 1.0 else config.fraction_heads
-
-    retrieval_cache: dict[str, dict] = {}
-
-    def retrieval_of(variant, f_tv, f_te) -> dict:
-        """Label-sharing retrieval of these features: labelled test videos query the labelled
-        train+val videos. Raw and smoothed features do not depend on the seed: computed once."""
-        if variant in ("raw", "sgc") and variant in retrieval_cache:
-            return retrieval_cache[variant]
-        db = labelled[max(fractions)]
-        scores = label_retrieval(f_te[te_sel], y_te, f_tv[db], y_tv[db])
-        if variant in ("raw", "sgc"):
-            retrieval_cache[variant] = scores
-        return scores
-
+    workers = max(1, int(config.workers))
+    shared = _Shared(config=config, device=device, protocols=protocols, fractions=fractions,
+                     labelled=labelled, y_frac=y_frac, y_tv=y_tv, y_te=y_te, te_sel=te_sel,
+                     x_tv=x_tv, x_te=x_te, ids=np.asarray(videos.ids), trainval=trainval, test=test,
+                     evaluated=evaluated is not None, resume=resume,
+                     progress=progress and workers == 1)  # bars of parallel workers would interleave
+    seconds: dict[str, float] = {}  # wall time per stage (summed over workers), to cost each row
     provenance = {
         "dataset": config.dataset,
         "source": paths.relative(videos.source),
@@ -577,99 +554,294 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
         "label_subset_rule": "train+val videos ordered by sha256('vidsage-label-order:' + id); "
                              "fraction f reads the labels of the first round(f * N) (nested)",
         "device": device,
+        "workers": {"processes": workers,
+                    "torch_threads": threads_per_worker(workers) if workers > 1 else None},
         "git_commit": git_commit(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "skipped": videos.skipped.counts() if videos.skipped is not None else {},
         "stage_seconds": seconds,
     }
+    # The independent units of the run, heaviest first so that parallel workers finish together:
+    # each variant and seed (pre-training, probe, fine-tuning), the baselines at full labels, the
+    # frame heads, then the baselines at fewer labels (seconds each) fill the last gaps.
+    baseline_units: list = []
+    frame_units: list = []
     if config.baselines and evaluated is not None:
-        from vidsage_core.baselines import (PropagationConfig, correct_and_smooth, knn_neighbours,
-                                            label_propagation, sgc_features, sign_features)
+        from vidsage_core.baselines import (PropagationConfig, knn_neighbours, label_propagation,
+                                            sgc_features, sign_features)
 
         print(f"[run] baselines on {len(trainval)} train+val / {len(test)} test videos", flush=True)
         pconf = PropagationConfig(**config.propagation_overrides)
         provenance["propagation"] = dataclasses.asdict(pconf)
         provenance["sign_hops"] = config.sign_hops
         t0 = time.perf_counter()
-        # One kNN graph for smoothing, SIGN, label propagation and C&S.
+        # One kNN graph for smoothing, SIGN, label propagation and C&S, computed here once.
         nb = knn_neighbours(x_tv, x_te, config.sgc_k, device, config.knn_mode)
         f_tv, f_te = sgc_features(x_tv, x_te, neighbours=nb)
         s_tv, s_te = sign_features(x_tv, x_te, nb, config.sign_hops)
-        timed("baseline_features", t0)
+        _add_seconds(seconds, {"baseline_features": time.perf_counter() - t0})
+        # Label propagation has no seed: its scores are computed once per fraction and scored
+        # once per seed by the baseline units, so that every method has one row per seed.
+        propagated = {}
         for fraction in fractions:
-            lab = labelled[fraction]
             t0 = time.perf_counter()
-            # Label propagation has no seed: the same scores are scored once per seed below so
-            # that every method has one row per seed.
-            _, lp_te = label_propagation(y_frac[fraction], lab, nb, pconf)
-            lp_seconds = timed("labelprop", t0)
-            for seed in config.seeds:
-                t0 = time.perf_counter()
-                base = heads_on("raw", x_tv, x_te, seed, fraction, heads_at(fraction, config.heads),
-                                keep=True)
-                heads_on("sgc", f_tv, f_te, seed, fraction, heads_at(fraction, config.gnn_heads))
-                timed("raw_sgc_heads", t0)
-                t0 = time.perf_counter()
-                heads_on("sign", s_tv, s_te, seed, fraction, heads_at(fraction, config.gnn_heads))
-                timed("sign_heads", t0)
-                score("lp", "none", seed, lp_te, fraction, method="labelprop",
-                      fit_seconds=lp_seconds)
-                for head, (b_tv, b_te) in base.items():
-                    t0 = time.perf_counter()
-                    _, cs_te = correct_and_smooth(b_tv, b_te, y_frac[fraction], lab, nb, pconf)
-                    score("cs", head, seed, cs_te, fraction, fit_seconds=timed("correct_smooth", t0))
+            propagated[fraction] = label_propagation(y_frac[fraction], labelled[fraction], nb, pconf)[1]
+            propagated_seconds = time.perf_counter() - t0
+            _add_seconds(seconds, {"labelprop": propagated_seconds})
+            propagated[fraction] = (propagated[fraction], propagated_seconds)
+        shared.baseline = _BaselineInputs(nb, f_tv, f_te, s_tv, s_te, pconf, propagated)
+        baseline_units = [(_baseline_unit, (seed, fraction)) for fraction in sorted(fractions, reverse=True)
+                          for seed in config.seeds]
     if videos.frames is not None and config.frame_heads and evaluated is not None:
         from vidsage_core.evaluate import FrameInput
 
-        frames_tv = FrameInput(videos.frames[trainval], videos.num_frames[trainval])
-        frames_te = FrameInput(videos.frames[test], videos.num_frames[test])
+        shared.frames = (FrameInput(videos.frames[trainval], videos.num_frames[trainval]),
+                         FrameInput(videos.frames[test], videos.num_frames[test]))
         print(f"[run] frame-level baselines on {len(trainval)} videos", flush=True)
-        for seed in config.seeds:  # all labels only: frame heads are Table 2's paper rows
-            heads_on("frame", frames_tv, frames_te, seed, 1.0 if 1.0 in labelled else fractions[-1],
-                     config.frame_heads)
+        frame_units = [(_frame_unit, (seed,)) for seed in config.seeds]
     for variant in config.variants:
-        vdir = out / variant
         graph, object_sets, source = build_variant_graph(variant, prepared, config, progress)
         attach = {}
         if object_sets is not None:
             attach = {"objects_train": [object_sets[i] for i in trainval],
                       "objects_new": [object_sets[i] for i in test]}
-        source_name = source.name if source is not None else None
-        for seed in config.seeds:
-            fields = {"seed": seed, "device": device, **config.train_overrides}
-            if config.epochs is not None:
-                fields["epochs"] = config.epochs
-            tconf = TrainConfig(**fields)
-            print(f"[run] {VARIANT_METHOD[variant]} seed {seed}: unsupervised training on "
-                  f"{graph.num_nodes} nodes (no labels)", flush=True)
-            t0 = time.perf_counter()
-            z_tv, z_te, _ = train_and_embed(x_tv, graph, x_te, tconf,
-                                            vdir / f"seed{seed}", attach, resume=resume, progress=progress)
-            pretrain_seconds = timed("pretrain", t0)
-            write_run_embeddings(vdir / f"seed{seed}" / "embeddings.npz", videos.ids, trainval, test,
-                                 z_tv, z_te)
-            if evaluated is None:
-                continue  # no labels (or --no-eval): embeddings only
-            gnn = {"object_source": source_name, "init": "unsupervised"}
-            if "probe" in protocols:
-                t0 = time.perf_counter()
-                for fraction in fractions:
-                    heads = heads_at(fraction, config.gnn_heads)
-                    heads_on(variant, z_tv, z_te, seed, fraction, heads, protocol="probe",
-                             train_seconds=pretrain_seconds, **gnn)
-                    if config.concat_raw:
-                        heads_on(f"{variant}+raw", np.concatenate([x_tv, z_tv], 1),
-                                 np.concatenate([x_te, z_te], 1), seed, fraction, heads,
-                                 protocol="probe", train_seconds=pretrain_seconds, **gnn)
-                timed("probe_heads", t0)
-            if "finetune" in protocols:
-                _finetune_rows(config, tconf, variant, seed, device, x_tv, graph, y_frac,
-                               labelled, x_te, attach, vdir, pretrain_seconds, source_name, score,
-                               timed, progress)
+        shared.graphs[variant] = (graph, attach, source.name if source is not None else None)
+    full = len(config.seeds) if baseline_units else 0
+    units = ([(_variant_unit, (variant, seed)) for variant in config.variants for seed in config.seeds]
+             + baseline_units[:full] + frame_units + baseline_units[full:])
+    if workers > 1:
+        print(f"[run] {len(units)} units on {workers} worker processes "
+              f"({threads_per_worker(workers)} torch thread(s) each)", flush=True)
+
+    done: dict[int, list[dict]] = {}
+    for i, (unit_rows, unit_seconds) in run_units(units, shared, workers):
+        done[i] = unit_rows
+        _add_seconds(seconds, unit_seconds)
+        print(f"[run] {len(done)}/{len(units)} done: {_unit_name(units[i])} "
+              f"({sum(unit_seconds.values()):.0f} s; {time.perf_counter() - t_start:.0f} s since the start)",
+              flush=True)
+        for r in unit_rows:
+            print(f"  {r['method']:<34} f={r['label_fraction']:<5g} seed {r['seed']}: GAP {r['gap']:.4f}  "
+                  f"hit@1 {r['hit_at_one']:.4f}  PERR {r['perr']:.4f}  mAP@20 {r['map']:.4f}", flush=True)
+        save_json({"rows": _ordered_rows(units, done), "provenance": provenance}, out / "metrics.json")
     provenance["total_seconds"] = time.perf_counter() - t_start
-    metrics = {"rows": rows, "provenance": provenance}
+    metrics = {"rows": _ordered_rows(units, done), "provenance": provenance}
     save_json(metrics, out / "metrics.json")
     return metrics
+
+
+def _add_seconds(total: dict[str, float], more: dict[str, float]) -> None:
+    for stage, s in more.items():
+        total[stage] = total.get(stage, 0.0) + float(s)
+
+
+def _unit_name(unit) -> str:
+    fn, args = unit
+    if fn is _baseline_unit:
+        return f"baselines, seed {args[0]}, label fraction {args[1]:g}"
+    if fn is _frame_unit:
+        return f"frame-level heads, seed {args[0]}"
+    return f"{VARIANT_METHOD[args[0]]}, seed {args[1]}"
+
+
+def _ordered_rows(units: list, done: dict[int, list[dict]]) -> list[dict]:
+    """The finished units' rows in one order whatever order the workers finished in: baselines
+    by label fraction then seed, frame heads, then each variant by seed."""
+    def key(i: int):
+        fn, args = units[i]
+        if fn is _baseline_unit:
+            seed, fraction = args
+            return (0, "", fraction, seed)
+        if fn is _frame_unit:
+            return (1, "", 0.0, args[0])
+        variant, seed = args
+        return (2, variant, 0.0, seed)
+
+    return [r for i in sorted(done, key=key) for r in done[i]]
+
+
+@dataclass
+class _BaselineInputs:
+    """What the baseline units share: one kNN graph and the features and scores built on it."""
+
+    neighbours: Any  # baselines.knn_neighbours of the train+val and test videos
+    sgc_tv: np.ndarray
+    sgc_te: np.ndarray
+    sign_tv: np.ndarray
+    sign_te: np.ndarray
+    propagation: Any  # baselines.PropagationConfig
+    propagated: dict  # fraction -> (label-propagation scores of the test videos, seconds)
+
+
+@dataclass
+class _Shared:
+    """The read-only inputs of every unit of a run (sent once to each worker process)."""
+
+    config: RunConfig
+    device: str
+    protocols: tuple[str, ...]
+    fractions: tuple[float, ...]
+    labelled: dict  # fraction -> int64 rows of the train+val videos whose labels may be read
+    y_frac: dict  # fraction -> CSR [N_tv, C] with every other row emptied
+    y_tv: Any
+    y_te: Any  # labels of the labelled test videos (te_sel)
+    te_sel: Any
+    x_tv: np.ndarray
+    x_te: np.ndarray
+    ids: np.ndarray
+    trainval: np.ndarray
+    test: np.ndarray
+    evaluated: bool
+    resume: bool
+    progress: bool
+    baseline: _BaselineInputs | None = None
+    frames: tuple | None = None  # (FrameInput train+val, FrameInput test)
+    graphs: dict = field(default_factory=dict)  # variant -> (graph, attach, object source name)
+
+
+class _Recorder:
+    """The rows and stage times of one unit, and the scoring every unit shares."""
+
+    def __init__(self, shared: _Shared) -> None:
+        self.s = shared
+        self.rows: list[dict] = []
+        self.seconds: dict[str, float] = {}
+
+    def result(self) -> tuple[list[dict], dict[str, float]]:
+        return self.rows, self.seconds
+
+    def timed(self, stage: str, t0: float) -> float:
+        dt = time.perf_counter() - t0
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + dt
+        return dt
+
+    def score(self, variant, head, seed, scores_te, fraction, extra=None, **fields) -> None:
+        s = self.s
+        # The only place test labels are read (the labelled test videos: te_sel).
+        self.rows.append(_row(variant, head, seed, all_metrics(scores_te[s.te_sel], s.y_te),
+                              label_fraction=fraction, num_labelled=len(s.labelled[fraction]),
+                              **fields))
+        self.rows[-1].update(extra or {})
+
+    def heads_on(self, variant, f_tv, f_te, seed, fraction, heads, keep=False, **fields) -> dict:
+        """Fit each head on the labelled rows at ``fraction``; score it on the test rows."""
+        from vidsage_core.evaluate import fit_head, predict
+
+        s, config = self.s, self.s.config
+        lab, kept = s.labelled[fraction], {}
+        every = lab.size == s.y_tv.shape[0]  # all labels: fit on the inputs as given (frame inputs too)
+        x_fit = f_tv if every else _take(f_tv, lab)
+        y_fit = s.y_frac[fraction] if every else s.y_frac[fraction][lab]
+        extra = {}
+        if fraction == max(s.fractions) and variant in RETRIEVAL_VARIANTS:
+            extra = self.retrieval_of(f_tv, f_te)
+        for head in heads:
+            hc = head_config(config, variant, head, seed, s.device, fraction)
+            t0 = time.perf_counter()
+            fitted = fit_head(head, x_fit, y_fit, hc)
+            fit_seconds = time.perf_counter() - t0
+            scores_te = predict(fitted, f_te)
+            if keep:  # base predictions of every train+val video, for Correct & Smooth
+                kept[head] = (predict(fitted, f_tv), scores_te)
+            self.score(variant, head, seed, scores_te, fraction, extra, fit_seconds=fit_seconds,
+                       **fields)
+        return kept
+
+    def retrieval_of(self, f_tv, f_te) -> dict:
+        """Label-sharing retrieval of these features: labelled test videos query the labelled
+        train+val videos."""
+        from vidsage_core.retrieval import label_retrieval
+
+        s = self.s
+        db = s.labelled[max(s.fractions)]
+        return label_retrieval(f_te[s.te_sel], s.y_te, f_tv[db], s.y_tv[db])
+
+
+def head_config(config: RunConfig, variant: str, head: str, seed: int, device: str,
+                fraction: float = 1.0):
+    """The HeadConfig of one row's head: its input's schedule (``config.head_schedule``), the
+    user's ``head_overrides``, and more epochs below full labels (:func:`_epochs_at`)."""
+    from vidsage_core.evaluate import HeadConfig
+
+    schedule = config.head_schedule.get(variant, {})
+    hc = HeadConfig(**{"seed": seed, "device": device, **schedule.get(head, {}), **config.head_overrides})
+    return dataclasses.replace(hc, epochs=_epochs_at(config, fraction, hc.epochs_for(head)))
+
+
+def _epochs_at(config: RunConfig, fraction: float, epochs: int) -> int:
+    """Epochs at a label fraction: passes over fewer labelled videos, so more of them."""
+    return max(1, round(epochs * min(1.0 / fraction, config.fraction_epoch_factor)))
+
+
+def _heads_at(config: RunConfig, fraction: float, full: tuple[str, ...]) -> tuple[str, ...]:
+    return full if fraction == 1.0 else config.fraction_heads
+
+
+def _baseline_unit(s: _Shared, seed: int, fraction: float) -> tuple[list[dict], dict]:
+    """The baseline rows (protocol "none") of one seed at one label fraction."""
+    from vidsage_core.baselines import correct_and_smooth
+
+    rec, b, config = _Recorder(s), s.baseline, s.config
+    t0 = time.perf_counter()
+    base = rec.heads_on("raw", s.x_tv, s.x_te, seed, fraction, _heads_at(config, fraction, config.heads),
+                        keep=True)
+    rec.heads_on("sgc", b.sgc_tv, b.sgc_te, seed, fraction, _heads_at(config, fraction, config.gnn_heads))
+    rec.timed("raw_sgc_heads", t0)
+    t0 = time.perf_counter()
+    rec.heads_on("sign", b.sign_tv, b.sign_te, seed, fraction, _heads_at(config, fraction, config.gnn_heads))
+    rec.timed("sign_heads", t0)
+    lp_te, lp_seconds = b.propagated[fraction]
+    rec.score("lp", "none", seed, lp_te, fraction, method="labelprop", fit_seconds=lp_seconds)
+    for head, (b_tv, b_te) in base.items():
+        t0 = time.perf_counter()
+        _, cs_te = correct_and_smooth(b_tv, b_te, s.y_frac[fraction], s.labelled[fraction],
+                                      b.neighbours, b.propagation)
+        rec.score("cs", head, seed, cs_te, fraction, fit_seconds=rec.timed("correct_smooth", t0))
+    return rec.result()
+
+
+def _frame_unit(s: _Shared, seed: int) -> tuple[list[dict], dict]:
+    """Frame-level heads of one seed, all labels only (they are Table 2's paper rows)."""
+    rec = _Recorder(s)
+    frames_tv, frames_te = s.frames
+    rec.heads_on("frame", frames_tv, frames_te, seed, 1.0 if 1.0 in s.labelled else s.fractions[-1],
+                 s.config.frame_heads)
+    return rec.result()
+
+
+def _variant_unit(s: _Shared, variant: str, seed: int) -> tuple[list[dict], dict]:
+    """One GNN variant and seed: unsupervised training, embeddings, probe and fine-tune rows."""
+    rec, config = _Recorder(s), s.config
+    graph, attach, source_name = s.graphs[variant]
+    vdir = Path(config.out) / variant
+    fields = {"seed": seed, "device": s.device, **config.train_overrides}
+    if config.epochs is not None:
+        fields["epochs"] = config.epochs
+    tconf = TrainConfig(**fields)
+    print(f"[run] {VARIANT_METHOD[variant]} seed {seed}: unsupervised training on "
+          f"{graph.num_nodes} nodes (no labels)", flush=True)
+    t0 = time.perf_counter()
+    z_tv, z_te, _ = train_and_embed(s.x_tv, graph, s.x_te, tconf, vdir / f"seed{seed}", attach,
+                                    resume=s.resume, progress=s.progress)
+    pretrain_seconds = rec.timed("pretrain", t0)
+    write_run_embeddings(vdir / f"seed{seed}" / "embeddings.npz", s.ids, s.trainval, s.test, z_tv, z_te)
+    if not s.evaluated:
+        return rec.result()  # no labels (or --no-eval): embeddings only
+    gnn = {"object_source": source_name, "init": "unsupervised"}
+    if "probe" in s.protocols:
+        t0 = time.perf_counter()
+        for fraction in s.fractions:
+            heads = _heads_at(config, fraction, config.gnn_heads)
+            rec.heads_on(variant, z_tv, z_te, seed, fraction, heads, protocol="probe",
+                         train_seconds=pretrain_seconds, **gnn)
+            if config.concat_raw:
+                rec.heads_on(f"{variant}+raw", np.concatenate([s.x_tv, z_tv], 1),
+                             np.concatenate([s.x_te, z_te], 1), seed, fraction, heads,
+                             protocol="probe", train_seconds=pretrain_seconds, **gnn)
+        rec.timed("probe_heads", t0)
+    if "finetune" in s.protocols:
+        _finetune_rows(rec, tconf, variant, seed, graph, attach, vdir, pretrain_seconds, source_name)
+    return rec.result()
 
 
 def run_streamed(config: RunConfig, progress: bool = True,
@@ -695,7 +867,7 @@ def run_streamed(config: RunConfig, progress: bool = True,
     Returns:
         The content of ``metrics.json``; ``provenance["stage_seconds"]`` holds each stage's wall time.
     """
-    from vidsage_core.evaluate import HeadConfig, evaluate_head
+    from vidsage_core.evaluate import evaluate_head
     from vidsage_core.graph import lite_graph
     from vidsage_core.data.stream import stream_tfrecords
 
@@ -750,7 +922,7 @@ def run_streamed(config: RunConfig, progress: bool = True,
 
     def heads_on(variant, f_tv, f_te, seed, train_seconds=None, heads=None):
         for head in heads or config.gnn_heads:
-            hc = HeadConfig(**{"seed": seed, "device": device, **config.head_overrides})
+            hc = head_config(config, variant, head, seed, device)
             m = evaluate_head(head, rows_of(f_tv, s_tv), y_tv, rows_of(f_te, s_te), y_te, hc, progress=False)
             rows.append(_row(variant, head, seed, m, None, train_seconds,
                              protocol="none" if variant == "raw" else "probe",
@@ -811,9 +983,8 @@ def run_streamed(config: RunConfig, progress: bool = True,
 _PAPER_PINNED = ("skip", "hidden_dim", "final_activation", "aggr", "edge_weights", "dropout")
 
 
-def _finetune_rows(config: RunConfig, tconf, variant: str, seed: int, device: str, x_tv, graph,
-                   y_frac: dict, labelled: dict, x_te, attach: dict, vdir: Path,
-                   pretrain_seconds: float, source_name, score, timed, progress: bool) -> None:
+def _finetune_rows(rec: _Recorder, tconf, variant: str, seed: int, graph, attach: dict, vdir: Path,
+                   pretrain_seconds: float, source_name) -> None:
     """The finetune protocol's rows of one variant and seed: every label fraction from the
     unsupervised checkpoint, then the ablations (random init, paper-exact) with all labels.
 
@@ -823,7 +994,9 @@ def _finetune_rows(config: RunConfig, tconf, variant: str, seed: int, device: st
     from vidsage_core.finetune import FinetuneConfig, finetune, paper_config, paper_train_overrides
     from vidsage_core.train import TrainConfig, train
 
-    fields = {"seed": seed, "device": device, "hidden_dim": tconf.hidden_dim,
+    s, config = rec.s, rec.s.config
+    labelled, x_tv, progress = s.labelled, s.x_tv, s.progress
+    fields = {"seed": seed, "device": s.device, "hidden_dim": tconf.hidden_dim,
               "final_activation": tconf.final_activation, **config.finetune_overrides}
     sdir = vdir / f"seed{seed}"
     name = VARIANT_METHOD[variant]
@@ -833,17 +1006,16 @@ def _finetune_rows(config: RunConfig, tconf, variant: str, seed: int, device: st
         print(f"[run] {method} seed {seed}: fine-tuning on {len(labelled[fraction])} labelled "
               f"videos (label fraction {fraction:g})", flush=True)
         t0 = time.perf_counter()
-        res = finetune(x_tv, graph, y_frac[fraction], labelled[fraction], x_te, attach, fconf,
+        res = finetune(x_tv, graph, s.y_frac[fraction], labelled[fraction], s.x_te, attach, fconf,
                        out_dir, init=init, progress=progress)
-        timed(stage, t0)
-        score(variant, "logistic", seed, res.scores_test, fraction, method=method, init=init_name,
-              preset=preset, train_seconds=train_seconds, fit_seconds=res.seconds, **base)
+        rec.timed(stage, t0)
+        rec.score(variant, "logistic", seed, res.scores_test, fraction, method=method, init=init_name,
+                  preset=preset, train_seconds=train_seconds, fit_seconds=res.seconds, **base)
 
     for fraction in sorted(labelled):
         fconf = FinetuneConfig(**fields)
         # Epochs are passes over the labelled videos: fewer labels, more passes (as the heads').
-        fconf = dataclasses.replace(fconf, epochs=max(1, round(
-            fconf.epochs * min(1.0 / fraction, config.fraction_epoch_factor))))
+        fconf = dataclasses.replace(fconf, epochs=_epochs_at(config, fraction, fconf.epochs))
         one(fraction, fconf, sdir / "model.pt", sdir / f"finetune-f{fraction:g}",
             f"{name}-finetune", "unsupervised", "default", pretrain_seconds, "finetune")
     full = max(labelled)  # the ablations read all the labels the run gives (1.0 by default)
@@ -851,7 +1023,7 @@ def _finetune_rows(config: RunConfig, tconf, variant: str, seed: int, device: st
         one(full, FinetuneConfig(**fields), None, sdir / "finetune-random-init",
             f"{name}-finetune-random-init", "random", "default", None, "finetune_random_init")
     if "paper-exact" in config.finetune_ablations:
-        tfields = {"seed": seed, "device": device, **config.train_overrides,
+        tfields = {"seed": seed, "device": s.device, **config.train_overrides,
                    **paper_train_overrides(x_tv.shape[1])}
         if config.epochs is not None:
             tfields["epochs"] = config.epochs
@@ -860,7 +1032,7 @@ def _finetune_rows(config: RunConfig, tconf, variant: str, seed: int, device: st
               f"(width {x_tv.shape[1]})", flush=True)
         t0 = time.perf_counter()
         train(x_tv, graph, TrainConfig(**tfields), pdir, progress=progress)
-        paper_pretrain = timed("pretrain_paper_exact", t0)
+        paper_pretrain = rec.timed("pretrain_paper_exact", t0)
         pconf = paper_config(**{k: v for k, v in fields.items() if k not in _PAPER_PINNED})
         one(full, pconf, pdir / "model.pt", pdir / "finetune", f"{name}-finetune-paper-exact",
             "unsupervised", "paper-exact", paper_pretrain, "finetune_paper_exact")
@@ -923,6 +1095,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop training after this many steps (a timed partial run; schedule unchanged)")
     parser.add_argument("--head-sample", type=int, default=None,
                         help="fit and score the heads on this many videos per split (default: all)")
+    parser.add_argument("--workers", type=int, default=d.workers,
+                        help="processes running the independent units (baselines of a seed and label "
+                             "fraction; a variant and seed) side by side, cores shared out as torch "
+                             "threads; results are deterministic for a given value (default: %(default)s)")
     parser.add_argument("--prepare-only", action="store_true",
                         help="only write OUT/features_trainval.npy and OUT/<variant>/graph.pt, the "
                              "inputs of `torchrun -m vidsage_core.train` (multi-GPU training)")
@@ -945,7 +1121,7 @@ def run_command(args: argparse.Namespace) -> int:
                        prepare_only=args.prepare_only, evaluate=not args.no_eval, stream=args.stream,
                        head_sample=args.head_sample, protocol=args.protocol,
                        label_fractions=tuple(args.label_fractions),
-                       finetune_ablations=tuple(args.finetune_ablations),
+                       finetune_ablations=tuple(args.finetune_ablations), workers=args.workers,
                        train_overrides={} if args.max_steps is None else {"max_steps": args.max_steps})
     if config.stream and args.variant == "all":
         config = dataclasses.replace(config, variants=("lite",))  # the streamed path's only graph
@@ -982,9 +1158,11 @@ def artifact_config(data: str | None = None, smoke: bool = False, num_seeds: int
     # budget on 2 CPU cores at 14k videos, so the full artifact runs the random-init ablation
     # only; smoke runs keep both (the code path stays tested), and
     # `vidsage run --protocol finetune --finetune-ablations paper-exact` runs it on demand.
+    # Two worker processes: the units side by side fill both cores of the 2-core machine the
+    # 20-minute budget is measured on (vidsage_core.workers).
     fields = {"heads": ("logistic", "hinge", "moe"), "protocol": "both",
               "label_fractions": ARTIFACT_LABEL_FRACTIONS, "finetune_ablations": ("random-init",),
-              **fields}
+              "workers": 2, **fields}
     if smoke:
         fields["finetune_ablations"] = FINETUNE_ABLATIONS
         fields = {**fields, "max_videos": 1500, "epochs": 1, "heads": ("logistic",),

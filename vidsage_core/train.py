@@ -56,7 +56,7 @@ from torch import nn
 from vidsage_core.embed import as_float_tensor, embed, graph_in_csr, num_layers, unwrap
 from vidsage_core.losses import (contrastive_loss, negative_sampling_loss, sample_negatives, sample_positives,
                                  triplet_loss)
-from vidsage_core.model import build_model
+from vidsage_core.model import build_model, whole_graph_args
 from vidsage_core.store import gather_rows, open_store
 from vidsage_core.utils import resolve_device, save_json, seed_everything
 
@@ -535,14 +535,15 @@ def train(x: np.ndarray, graph, config: TrainConfig = TrainConfig(), out_dir: st
         # reads each step's rows from x (an in-memory array or a memmap store) and never holds
         # all N x D features.
         x_t = as_float_tensor(x).to(device) if full else None
-        edge_index = graph.edge_index.long().to(device) if full else None
-        edge_weight = graph.edge_weight.float().to(device) if full else None
 
         model_kwargs = dict(name=config.model, in_dim=int(x.shape[1]), hidden_dim=config.hidden_dim,
                             out_dim=config.out_dim, dropout=config.dropout, heads=config.heads,
                             final_activation=config.final_activation, share_weights=config.share_weights)
         model = build_model(**model_kwargs).to(device)
         module = model
+        # Whole-graph steps pass the same graph every time: its adjacency is built once.
+        graph_args = whole_graph_args(module, graph.edge_index.long().to(device),
+                                      graph.edge_weight.float().to(device), n) if full else None
         if ctx.enabled:
             model = nn.parallel.DistributedDataParallel(
                 module, device_ids=[ctx.local_rank] if device.startswith("cuda") else None)
@@ -619,7 +620,7 @@ def train(x: np.ndarray, graph, config: TrainConfig = TrainConfig(), out_dir: st
                     perm, perm_epoch = maker.permutation(epoch), epoch
                 shard = maker.shard(perm)
                 for batch in _batches(maker, shard, epoch, position, steps_per_epoch, config.num_workers):
-                    loss = _train_step(model, batch, x if x_t is None else x_t, edge_index, edge_weight, config,
+                    loss = _train_step(model, batch, x if x_t is None else x_t, graph_args, config,
                                        optimizer, scaler, use_amp, amp_dtype, device)
                     nodes = n if batch.sub is None else int(batch.sub.n_id.numel())
                     lr_used = optimizer.param_groups[0]["lr"]
@@ -699,12 +700,12 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.step, self.checkpoint = step, checkpoint
 
 
-def _train_step(model: nn.Module, batch: _Batch, x: np.ndarray | torch.Tensor, edge_index, edge_weight,
+def _train_step(model: nn.Module, batch: _Batch, x: np.ndarray | torch.Tensor, graph_args: tuple | None,
                 config: TrainConfig, optimizer, scaler, use_amp: bool, amp_dtype, device: str) -> float:
     optimizer.zero_grad(set_to_none=True)
     with torch.autocast(device_type="cuda", dtype=amp_dtype, enabled=use_amp):
         if batch.sub is None:
-            z_all = model(x, edge_index, edge_weight)
+            z_all = model(x, *graph_args)
             z = z_all[batch.seeds.to(device)]
         else:
             z = _encode_sampled(model, x, batch.sub, device)
