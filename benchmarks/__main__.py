@@ -106,7 +106,8 @@ def run_reader(args: argparse.Namespace, tmp: Path) -> list[Row]:
     return [
         Row(group="reader", name="TFRecord reading to NumPy (video level), one core each", size=size,
             metric="records/s", higher_is_better=True,
-            ours_label="vidsage_core.data.read_tfrecords(num_parallel_reads=1): tf.data + parse_example per file, "
+            ours_label="vidsage_core.data.read_tfrecords(num_parallel_reads=1): tf.data + parse_example in "
+                       f"batches of {r.get('ours_batch_size')} across files, records placed in their files, "
                        "validated, full VideoSet",
             peer_label=f"bare tf.data.TFRecordDataset + batch({r.get('tf_batch_size')}) + tf.io.parse_example, "
                        "1 thread, .numpy()",

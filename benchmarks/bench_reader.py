@@ -31,6 +31,7 @@ from collections.abc import Callable
 
 from vidsage_core import paths
 from vidsage_core.data import read_tfrecords
+from vidsage_core.data.reader import VIDEO_BATCH
 from vidsage_core.data.tfrecord import tensorflow
 
 TF_BATCH = 1024  # records per parse_example call: TensorFlow's fast, vectorised path
@@ -151,6 +152,7 @@ def bench_reader(glob: str = paths.YT8M_2018_GLOB, repeats: int = 7) -> dict:
         "tf_threads": {"intra_op": tf_threads[0], "inter_op": tf_threads[1], "num_parallel_reads": 1,
                        "private_threadpool_size": 1},
         "tf_batch_size": TF_BATCH,
+        "ours_batch_size": VIDEO_BATCH,
         "threads_records_per_s": {k: n / statistics.median(v) for k, v in t_wall.items()},
         "threads_seconds": t_wall,
         "threads_cores": len(cores),

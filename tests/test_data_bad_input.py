@@ -231,3 +231,66 @@ def test_crc_helper_is_the_tfrecord_mask():
     # sanity of the test's own tool: a valid header re-computed by hand
     header = struct.pack("<Q", 5)
     assert encode_record(b"abcde")[:12] == header + struct.pack("<I", masked_crc32c(header))
+
+
+# Batches: within a file and across a file boundary; ending exactly with file 0 (284 records); all three files.
+@pytest.mark.parametrize("batch", [7, 284, 1024])
+def test_bad_records_in_a_stream_of_files_are_named_by_their_own_file(tmp_path, real_shard, monkeypatch, batch):
+    """Files are parsed as one stream in batches that span files; each bad record must still be named by
+    its own file, record and byte offset, and every good record around it kept, in order, bit for bit."""
+    import scipy.sparse as sp
+
+    from vidsage_core.data import reader
+
+    monkeypatch.setattr(reader, "VIDEO_BATCH", batch)
+    originals = [real_shard.parent / f"validate000{k}.tfrecord" for k in range(3)]
+    sets = [read_tfrecords(p, progress=False) for p in originals]
+    last = len(sets[0]) - 1
+    # (file, record, reason): a NaN in file 0's last record (batch 7: its batch goes on into file 1); bad
+    # values in file 1; file 0's record 5 again in file 2; a data-CRC failure in file 2, where TensorFlow
+    # stops: with batch 7 after files 0 and 1 are kept, with 284 after file 0 (file 1 is read again,
+    # file by file), with 1024 at once.
+    expected = [(0, last, "non_finite"), (1, 3, "label_out_of_range"), (1, 10, "non_finite"),
+                (2, 50, "duplicate_id"), (2, 100, "data_crc")]
+    damaged = []
+    for k, original in enumerate(originals):
+        buf = original.read_bytes()
+        for f, i, reason in expected:
+            if f != k:
+                continue
+            if reason == "non_finite":
+                audio = sets[k].audio[i].copy()
+                audio[7] = np.nan
+                buf = _replace(buf, frame_records(buf)[0], i, _reencode(sets[k], i, audio=audio))
+            elif reason == "label_out_of_range":
+                buf = _replace(buf, frame_records(buf)[0], i, _reencode(sets[k], i, labels=[2, 5000]))
+            elif reason == "duplicate_id":
+                buf = _replace(buf, frame_records(buf)[0], i, _reencode(sets[k], i, vid=sets[0].ids[5]))
+            else:
+                bad = bytearray(buf)
+                bad[frame_records(buf)[0][i][1] + 300] ^= 0x04  # inside the payload: its CRC fails
+                buf = bytes(bad)
+        damaged.append(buf)
+    paths = [tmp_path / f"{k}.tfrecord" for k in range(3)]
+    for path, buf in zip(paths, damaged):
+        path.write_bytes(buf)
+    headers = []  # record index -> byte offset of its header, in each damaged file (by our own framing)
+    for buf in damaged:
+        spans, errors = frame_records(buf)
+        headers.append({**{i: start - 12 for i, start, _ in spans}, **{e.index: e.offset for e in errors}})
+    offsets = [headers[f][i] for f, i, _ in expected]
+
+    with pytest.raises(TFRecordError, match=rf"0\.tfrecord: record {last} \(byte offset {offsets[0]}\): non_finite"):
+        read_tfrecords(tmp_path, progress=False)
+    with pytest.warns(UserWarning, match="skipped 5"):
+        v = read_tfrecords(tmp_path, on_error="skip", progress=False)
+    got = [(r["file"], r["index"], r["reason"], r["offset"]) for r in v.skipped.records]
+    assert got == [(str(paths[f]), i, reason, off) for (f, i, reason), off in zip(expected, offsets)]
+    assert f"already read from {paths[0]} record 5;" in v.skipped.records[3]["detail"]
+    assert v.skipped.records_read == sum(len(s) for s in sets) and v.skipped.files_read == 3
+    good = [s.subset(np.array([i for i in range(len(s)) if (k, i) not in {(f, j) for f, j, _ in expected}]))
+            for k, s in enumerate(sets)]
+    assert v.ids.tolist() == [x for s in good for x in s.ids.tolist()]
+    np.testing.assert_array_equal(v.rgb.view(np.uint32), np.concatenate([s.rgb for s in good]).view(np.uint32))
+    np.testing.assert_array_equal(v.audio.view(np.uint32), np.concatenate([s.audio for s in good]).view(np.uint32))
+    assert (v.labels != sp.vstack([s.labels for s in good]).tocsr()).nnz == 0

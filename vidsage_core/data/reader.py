@@ -2,12 +2,15 @@
 
 The happy path is TensorFlow's: ``tf.data.TFRecordDataset`` reads the files (checking the CRCs),
 ``tf.io.parse_example`` (video level) or ``tf.io.parse_sequence_example`` (frame level) decodes
-whole files of records at once, and the features arrive as float32 arrays bit-identical to the
-serialized ones. Several files are read in parallel (``num_parallel_reads``), in file order.
+batches of records, and the features arrive as float32 arrays bit-identical to the serialized ones.
+At video level all files are one stream of records, parsed ``VIDEO_BATCH`` at a time across file
+boundaries (as a bare tf.data pipeline would); each record's length places it in its file, since the
+records of an intact file tile it. Batches are parsed in parallel (``num_parallel_reads``), in order.
 
 Where TensorFlow reports a damaged file (``DataLossError``: a CRC or a truncation;
 ``InvalidArgumentError``: a record it cannot parse as asked) or a parsed record does not fit the
-schema (no id, a feature of another width), that file alone is read again record by record: the
+schema (no id, a feature of another width), the stream stops at the file it was in; the files from
+there on are read file by file, and a file that fails alone is read again record by record: the
 framing of :mod:`.tfrecord` localises a damaged record and reads on past it, and
 ``tf.train.Example.FromString`` / ``tf.train.SequenceExample.FromString`` decode each intact
 record, so the error names the file, the record and what is wrong with it, and skip mode keeps
@@ -15,23 +18,27 @@ every good record. Nothing is dropped silently (no ``ignore_errors``).
 
 Every bad record is either raised (``on_error="raise"``) or skipped and listed in
 :attr:`VideoSet.skipped` (``on_error="skip"``): the checks that need decoded values
-(:func:`_validate`) run per file, and errors are reported in file and record order.
+(:func:`_validate`) run on whole files (one or several at a time), and errors are reported in file
+and record order.
 """
 
 from __future__ import annotations
 
+import bisect
 import glob as globlib
 import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from vidsage_core.data.tfrecord import HEADER_BYTES, FOOTER_BYTES, TFRecordError, frame_records, tensorflow
+from vidsage_core.data.tfrecord import (HEADER_BYTES, FOOTER_BYTES, FramingError, TFRecordError, frame_records,
+                                      iter_frames, tensorflow)
 from vidsage_core.data.videoset import SkipReport, VideoSet, csr_from_counts
 
 RGB_DIM = 1024  # Inception (PCA-reduced) frame feature size
@@ -328,15 +335,29 @@ class _Rows:
         return np.cumsum(self.label_counts) - self.label_counts
 
     @staticmethod
-    def concat(parts: list["_Rows"], rgb: np.ndarray, audio: np.ndarray) -> "_Rows":
-        """Video-level rows of consecutive files, as one, with the features copied into ``rgb`` / ``audio``."""
+    def concat(parts: list["_Rows"], rgb: np.ndarray | None = None, audio: np.ndarray | None = None) -> "_Rows":
+        """Video-level rows of consecutive files, as one, with the features copied into ``rgb`` / ``audio``
+        (``None``: without features, where the caller has already put them in place)."""
         cat = np.concatenate
         return _Rows(
             file=cat([p.file for p in parts]), index=cat([p.index for p in parts]), offset=cat([p.offset for p in parts]),
-            video_id_key=cat([p.video_id_key for p in parts]), ids=[v for p in parts for v in p.ids],
+            video_id_key=cat([p.video_id_key for p in parts]),
+            ids=list(chain.from_iterable(p.ids for p in parts)),
             label_counts=cat([p.label_counts for p in parts]), label_values=cat([p.label_values for p in parts]),
-            rgb=cat([p.rgb for p in parts], out=rgb), audio=cat([p.audio for p in parts], out=audio), frames=None,
+            rgb=None if rgb is None else cat([p.rgb for p in parts], out=rgb),
+            audio=None if audio is None else cat([p.audio for p in parts], out=audio), frames=None,
         )
+
+    def split(self, k: int) -> tuple["_Rows", "_Rows"]:
+        """Video level: the first ``k`` rows and the rest, without features (the caller keeps those in place)."""
+        cut = int(self.label_counts[:k].sum())
+
+        def part(rows: slice, labels: slice) -> _Rows:
+            return _Rows(file=self.file[rows], index=self.index[rows], offset=self.offset[rows],
+                         video_id_key=self.video_id_key[rows], ids=self.ids[rows], label_counts=self.label_counts[rows],
+                         label_values=self.label_values[labels], rgb=None, audio=None, frames=None)
+
+        return part(slice(0, k), slice(0, cut)), part(slice(k, None), slice(cut, None))
 
     def take(self, rows: np.ndarray) -> "_Rows":
         """These rows (int indices), in the given order."""
@@ -354,9 +375,12 @@ class _Rows:
 # (file number, record index, reason, detail, byte offset of the record in its file)
 _Error = tuple[int, int, str, str, int | None]
 
-_WHOLE_FILE = 2**31 - 1  # video level: all records of a file in one parse_example call (a few MB)
+# Video level, the stream: records per parse_example call, across file boundaries (~4.7 MB in, as
+# much out: the batch a bare tf.data pipeline uses; larger batches fall out of the CPU caches).
+VIDEO_BATCH = 1024
+_WHOLE_FILE = 2**31 - 1  # video level, file by file: all records of a file in one parse_example call (a few MB)
 FRAME_BATCH = 64  # frame level: SequenceExamples per parse call (~22 MB of 300-frame videos)
-COMMIT_ROWS = 2048  # video level: rows validated together (~9 MB of features: stays in cache, few calls)
+COMMIT_ROWS = 2048  # video level, file by file: rows validated together (~9 MB of features, few calls)
 
 
 @dataclass
@@ -377,13 +401,29 @@ class _State:
     total_bytes: int = 0  # of all files: bounds the number of video-level records
     id_key: str | None = None  # "id" or "video_id" of the first valid record
     id_key_where: str = ""
-    seen: dict[str, tuple[int, int]] = field(default_factory=dict)  # id -> (file number, record index)
+    # id -> number of the row that first had it, counting every row validated (origin() says where
+    # that row came from): a plain int, as a (file, record) tuple per row costs more than the check.
+    seen: dict[str, int] = field(default_factory=dict)
+    validated: int = 0  # rows validated
+    origins: list[tuple[int, np.ndarray, np.ndarray]] = field(default_factory=list)  # (first row, file, index)
     files: list[str] = field(default_factory=list)
     kept: list[_Rows] = field(default_factory=list)  # rows kept (features moved to out_* when given)
     count: int = 0  # videos kept
     out_rgb: np.ndarray | None = None  # video level: preallocated [capacity, W_rgb] result rows
     out_audio: np.ndarray | None = None
     filled: int = 0  # rows of out_* written
+
+    def number(self, rows: _Rows) -> int:
+        """Number ``rows`` as validated from here on; returns the number of their first row."""
+        first = self.validated
+        self.origins.append((first, rows.file, rows.index))
+        self.validated += len(rows.ids)
+        return first
+
+    def origin(self, row: int) -> tuple[int, int]:
+        """``(file number, record index)`` of validated row number ``row``."""
+        first, file, index = self.origins[bisect.bisect_right(self.origins, row, key=lambda o: o[0]) - 1]
+        return int(file[row - first]), int(index[row - first])
 
     def widths(self) -> tuple[int, int] | None:
         """Output widths: ``dims`` times the pooling blocks (``None`` while ``dims`` is unknown)."""
@@ -446,21 +486,25 @@ def _validate(rows: _Rows, state: _State, errors: list[_Error]) -> np.ndarray:
             keep[r] = False
             err(r, NO_LABELS, "no labels (require_labels=True)")
     seen = state.seen
-    candidates = np.flatnonzero(keep).tolist()
-    fresh = dict(zip(rows.ids if len(candidates) == len(rows.ids) else [rows.ids[r] for r in candidates],
-                     zip(rows.file[candidates].tolist(), rows.index[candidates].tolist())))
+    number = state.number(rows)
+    candidates = np.flatnonzero(keep)
+    if len(candidates) == len(rows.ids):
+        fresh = dict(zip(rows.ids, range(number, number + len(rows.ids))))
+    else:
+        fresh = {rows.ids[r]: number + r for r in candidates.tolist()}
     if len(fresh) == len(candidates) and seen.keys().isdisjoint(fresh):
         seen.update(fresh)  # the usual case, without a Python step per record
     else:
-        for r in candidates:
+        for r in candidates.tolist():
             vid = rows.ids[r]
             first_seen = seen.get(vid)
             if first_seen is not None:
                 keep[r] = False
-                err(r, DUPLICATE_ID, f"id {vid!r} already read from {files[first_seen[0]]} record {first_seen[1]}; "
+                file_number, index = state.origin(first_seen)
+                err(r, DUPLICATE_ID, f"id {vid!r} already read from {files[file_number]} record {index}; "
                                      "the first is kept")
             else:
-                seen[vid] = (int(rows.file[r]), int(rows.index[r]))
+                seen[vid] = number + r
     unlabelled = int((keep & ~labelled).sum())
     if unlabelled:
         state.report.note("unlabelled", unlabelled)
@@ -555,34 +599,60 @@ def _flat(out: dict, parsed: dict) -> dict:
     return out
 
 
-def _video_dataset(tf: Any, files: list[Path], id_key: str, dims: tuple[int, int], threads: int) -> Any:
-    """One element per file: the parsed features of all its records (the id as ``"id"``).
+def _parse_video(tf: Any, id_key: str, dims: tuple[int, int]) -> Any:
+    """The graph function both video-level datasets map over batches of serialized records.
 
-    A file TensorFlow cannot read or parse as asked (a damaged record, no ``id_key``, a feature of
-    another width than ``dims``) yields no element (its error is raised in its place), which is
-    how the reader finds the files to read again record by record.
+    Its output: ``length`` (each record's payload bytes, which place the record in its file), the
+    id as ``id``, ``labels`` / ``labels/splits`` and the features. A record without ``id_key``, with a
+    feature of another width than ``dims``, or no Example at all, fails the batch (InvalidArgumentError).
     """
-    names = tf.constant([str(f) for f in files])
     spec = {id_key: tf.io.FixedLenFeature([], tf.string), "labels": _context_spec(tf)["labels"],
             "mean_rgb": tf.io.FixedLenFeature([dims[0]], tf.float32),
             "mean_audio": tf.io.FixedLenFeature([dims[1]], tf.float32)}
 
-    def parse(i: Any, s: Any) -> dict:
+    @tf.autograph.experimental.do_not_convert  # straight-line graph code: tracing without autograph is faster
+    def parse(s: Any) -> dict:
         parsed = tf.io.parse_example(s, spec)
-        return _flat({"file": i, "id": parsed.pop(id_key)}, parsed)
+        return _flat({"length": tf.strings.length(s), "id": parsed.pop(id_key)}, parsed)
 
-    plain = tf.autograph.experimental.do_not_convert  # straight-line graph code: tracing without autograph is faster
+    return parse
+
+
+def _stream_dataset(tf: Any, files: list[Path], id_key: str, dims: tuple[int, int], threads: int) -> Any:
+    """All records of ``files``, in file order, parsed in batches of ``VIDEO_BATCH`` that span files.
+
+    The fast path (:func:`_read_stream`): one parse call per ``VIDEO_BATCH`` records however small
+    the files, and one graph function to trace. The first damaged record or one that does not parse
+    as asked raises its error in place of its batch, and the reader goes on file by file.
+    """
+    parallel = {"num_parallel_calls": threads, "deterministic": True} if threads > 1 else {}
+    return (tf.data.TFRecordDataset([str(f) for f in files]).batch(VIDEO_BATCH)
+            .map(_parse_video(tf, id_key, dims), **parallel).with_options(_options(tf, threads)))
+
+
+def _video_dataset(tf: Any, files: list[Path], id_key: str, dims: tuple[int, int], threads: int,
+                   first: int = 0) -> Any:
+    """One element per file of ``files[first:]``: the parsed records of the whole file, and its number as ``file``.
+
+    The file-by-file path, after the stream failed: a file TensorFlow cannot read or parse as asked
+    (a damaged record, no ``id_key``, a feature of another width than ``dims``) yields no element
+    (its error is raised in its place), which is how the reader finds the files to read again
+    record by record.
+    """
+    names = tf.constant([str(f) for f in files])
+    parse = _parse_video(tf, id_key, dims)
+    plain = tf.autograph.experimental.do_not_convert
 
     @plain
     def one_file(i: Any) -> Any:
         records = tf.data.TFRecordDataset(names[i]).batch(_WHOLE_FILE)
-        return records.map(plain(lambda s: parse(i, s)))
+        return records.map(plain(lambda s: {"file": i, **parse(s)}))
 
     # What TFRecordDataset(num_parallel_reads=threads) does inside, with each file's records kept together.
     # One thread: the sequential interleave (a parallel one with one call only adds a hand-off).
     parallel = {"num_parallel_calls": threads, "deterministic": True} if threads > 1 else {}
-    return tf.data.Dataset.range(len(files)).interleave(one_file, cycle_length=threads,
-                                                         **parallel).with_options(_options(tf, threads))
+    return tf.data.Dataset.range(first, len(files)).interleave(one_file, cycle_length=threads,
+                                                                **parallel).with_options(_options(tf, threads))
 
 
 def _frame_dataset(tf: Any, path: Path, threads: int) -> Any:
@@ -608,7 +678,10 @@ def _first_record(files: list[Path]) -> tuple[str, int, int, str] | None:
     """Video level: ``(id key, rgb width, audio width, "<file> record <i>")`` of the first record that decodes."""
     for path in files:
         buf = path.read_bytes()
-        for index, start, length in frame_records(buf)[0]:
+        for item in iter_frames(buf):  # framed lazily: usually record 0 is the one
+            if isinstance(item, FramingError):
+                continue
+            index, start, length = item
             try:
                 key, _, _, rgb, audio = _decode_record(buf[start : start + length], "video")
             except _RecordError:
@@ -641,11 +714,16 @@ def _arrays(el: dict) -> dict[str, np.ndarray]:
 def _ids(el: dict) -> tuple[list[str], np.ndarray] | None:
     """Ids and ``video_id``-key flags of parsed records; ``None`` unless each has a non-empty UTF-8 id."""
     use_vid = el["id"] == b""
-    raw = np.where(use_vid, el["video_id"], el["id"]) if use_vid.any() else el["id"]
-    if not all(raw):  # neither key (or an empty id): the fallback says which
+    ids = _utf8_ids(np.where(use_vid, el["video_id"], el["id"]) if use_vid.any() else el["id"])
+    return None if ids is None else (ids, use_vid)  # None: neither key, or an empty id
+
+
+def _utf8_ids(raw: np.ndarray) -> list[str] | None:
+    """Parsed ids as text; ``None`` unless each is non-empty UTF-8 (the record-by-record read says which is not)."""
+    if not all(raw):
         return None
     try:
-        return list(map(bytes.decode, raw)), use_vid  # UTF-8
+        return list(map(bytes.decode, raw))
     except UnicodeDecodeError:
         return None
 
@@ -653,16 +731,12 @@ def _ids(el: dict) -> tuple[list[str], np.ndarray] | None:
 def _tf_video_rows(el: dict, number: int, id_key: str, state: _State) -> _Rows | None:
     """Rows of one file parsed by TensorFlow; ``None`` when a record needs the record-by-record read."""
     el = _arrays(el)
-    if not all(el["id"]):  # an empty id: the fallback says so
-        return None
-    try:
-        ids = list(map(bytes.decode, el["id"]))  # UTF-8
-    except UnicodeDecodeError:
+    ids = _utf8_ids(el["id"])
+    if ids is None:
         return None
     n = len(ids)
     state.report.records_read += n
-    # Byte offsets only matter for an error message: found then, by _locate (-1 until then).
-    return _make_rows(state, number, np.arange(n), np.full(n, -1, np.int64), np.full(n, id_key == "video_id"), ids,
+    return _make_rows(state, number, np.arange(n), _offsets(el["length"]), np.full(n, id_key == "video_id"), ids,
                       (np.diff(el["labels/splits"]), el["labels"]), el["mean_rgb"], el["mean_audio"])
 
 
@@ -709,25 +783,11 @@ def _reserve(state: _State, m: int) -> tuple[np.ndarray, np.ndarray]:
     return state.out_rgb[state.filled : end], state.out_audio[state.filled : end]
 
 
-def _locate(errors: list[_Error], state: _State) -> list[_Error]:
-    """Errors with the byte offsets that TensorFlow's path left unknown (-1), from the file's framing."""
-    spans: dict[int, list] = {}
-    out = []
-    for file_number, index, reason, detail, offset in errors:
-        if offset == -1:
-            if file_number not in spans:
-                spans[file_number] = frame_records(Path(state.files[file_number]).read_bytes())[0]
-            offset = spans[file_number][index][1] - HEADER_BYTES  # TensorFlow read it: the file is intact
-        out.append((file_number, index, reason, detail, offset))
-    return out
-
-
 def _commit(rows: _Rows, errors: list[_Error], state: _State) -> int:
-    """Validate one file's rows, raise or report its errors, keep the good rows; return how many."""
+    """Validate the rows of whole files, raise or report their errors, keep the good rows; return how many."""
     keep = _validate(rows, state, errors)
     if errors:
         errors.sort(key=lambda e: (e[0], e[1]))  # file order, then record order
-        errors[:] = _locate(errors, state)
         if state.on_error == "raise":
             file_number, index, reason, detail, offset = errors[0]
             raise TFRecordError(state.files[file_number], index, reason, detail, offset)
@@ -738,13 +798,103 @@ def _commit(rows: _Rows, errors: list[_Error], state: _State) -> int:
     m = len(rows.ids)
     if state.level == "video" and m:  # the features live in the result arrays; the rows keep the rest
         rgb, audio = _reserve(state, m)
-        if rows.rgb.ctypes.data != rgb.ctypes.data:  # not already in place (see _Rows.concat)
+        if rows.rgb.ctypes.data != rgb.ctypes.data:  # not already in place (see _read_stream, _Rows.concat)
             rgb[:] = rows.rgb
             audio[:] = rows.audio
         state.filled += m
         rows.rgb = rows.audio = None
     state.kept.append(rows)
     return m
+
+
+def _keep(held: list[_Rows], k: int, state: _State, done: Any) -> list[_Rows]:
+    """The stream's first ``k`` held rows (whole files) validated and kept; returns the rest, still held.
+
+    The held rows' features lie in order at ``out[filled:]``; where validation dropped rows, those of
+    the rest move up behind the kept ones.
+    """
+    if k == 0:
+        return held
+    head, rest = _Rows.concat(held).split(k)
+    head.rgb, head.audio = _reserve(state, k)  # where _read_stream put them: kept in place
+    before = state.filled
+    state.report.records_read += k
+    done(head, [], int(head.file[-1]) - int(head.file[0]) + 1)
+    m = len(rest.ids)
+    if m and state.filled != before + k:
+        for out in (state.out_rgb, state.out_audio):
+            out[state.filled : state.filled + m] = out[before + k : before + k + m]
+    return [rest] if m else []
+
+
+def _read_stream(tf: Any, files: list[Path], id_key: str, state: _State, threads: int, done: Any) -> int:
+    """Video level, the fast path: all files as one record stream, parsed ``VIDEO_BATCH`` records at a time.
+
+    tf.data does not say which file a record came from, but the records of an intact file tile it,
+    each one its payload plus 16 bytes of framing. So the payload lengths and the file sizes place
+    every record: its file, its index there and its byte offset, as the error messages need them.
+    The features go straight into the result arrays (the one copy of them); a file's rows are
+    validated and kept (``done``) once its last record has arrived, so a failure later in that file
+    leaves nothing of it behind.
+
+    Args:
+        done: ``done(rows, errors, files)`` validates and keeps ``rows``, which complete ``files`` files.
+
+    Returns:
+        How many leading files were read and kept: all of them, unless TensorFlow failed (a damaged
+        record, one that does not parse as asked), an id is empty or not UTF-8, or the records do
+        not tile the files (one changed size while read); the reader then reads the others file by file.
+    """
+    ends = np.cumsum([f.stat().st_size for f in files])  # stream byte offset where each file ends
+    begins = ends - np.diff(ends, prepend=0)
+    record0 = np.zeros(len(files), np.int64)  # stream record number of each file's record 0
+    framing = HEADER_BYTES + FOOTER_BYTES
+    kept = 0  # files[:kept] are validated and kept
+    held: list[_Rows] = []  # rows received but not yet kept: those of the file being read (and more)
+    behind = 0  # how many (their features lie in order at out[filled:])
+    pos = 0  # stream byte offset after the last record received
+    received = 0  # records received
+    it = iter(_stream_dataset(tf, files, id_key, state.dims, threads))
+    while True:
+        try:
+            el = next(it)
+        except StopIteration:
+            break
+        except _tf_errors(tf):
+            return kept
+        el = _arrays(el)
+        ids = _utf8_ids(el["id"])
+        if ids is None:
+            return kept
+        n = len(ids)
+        end = pos + np.cumsum(el["length"].astype(np.int64) + framing)  # each record's end in the stream
+        start = np.empty_like(end)
+        start[0], start[1:] = pos, end[:-1]
+        file = np.searchsorted(ends, start, side="right")
+        if file[-1] >= len(files) or (end > ends[file]).any():  # a record past its file: not the files we sized
+            return kept
+        begun = start == begins[file]  # records 0 of the files that begin in this batch
+        record0[file[begun]] = received + np.flatnonzero(begun)
+        batch = _Rows(file=file, index=received + np.arange(n) - record0[file], offset=start - begins[file],
+                      video_id_key=np.full(n, id_key == "video_id"), ids=ids,
+                      label_counts=np.diff(el["labels/splits"]), label_values=el["labels"],
+                      rgb=None, audio=None, frames=None)
+        # Behind the held rows in the result arrays: the only copy of the features TensorFlow parsed.
+        rgb, audio = _reserve(state, behind + n)
+        rgb[behind:], audio[behind:] = el["mean_rgb"], el["mean_audio"]
+        held.append(batch)
+        pos, received = int(end[-1]), received + n
+        # Keep the files that ended in this batch. The held rows belong to the file the batch began
+        # in (the batch before ended inside it), so they are kept once that file has ended.
+        last = int(file[-1])
+        if pos == ends[last]:  # the batch ended with a file: keep everything
+            held, kept = _keep(held, behind + n, state, done), last + 1
+        elif file[0] != last:  # all but the rows of the last file, which goes on in the next batch
+            held, kept = _keep(held, behind + int(np.searchsorted(file, last)), state, done), last
+        behind = sum(len(r.ids) for r in held)
+    if pos != ends[-1]:  # tf.data ended early: not the files we sized
+        return kept
+    return len(files)
 
 
 def _read_files(files: list[Path], state: _State, threads: int, bar: Any) -> None:
@@ -775,8 +925,11 @@ def _read_files(files: list[Path], state: _State, threads: int, bar: Any) -> Non
     if None in state.dims:
         state.dims = (state.dims[0] or rgb, state.dims[1] or audio)  # a given width stays as given
         state.dims_where = where
+    following = _read_stream(tf, files, id_key, state, threads, done)  # next file expected, in file order
+    if following == len(files):
+        return
+    # The stream stopped at a file it could not read (or parse) whole: the rest file by file.
     pending: list[_Rows] = []  # TensorFlow's rows, validated together in batches of ~COMMIT_ROWS
-    following = 0  # next file expected from TensorFlow, which yields files in order
 
     def flush() -> None:
         if pending:  # straight into the result arrays: one copy of the features in all
@@ -790,7 +943,7 @@ def _read_files(files: list[Path], state: _State, threads: int, bar: Any) -> Non
             done(*_read_records(files[number], number, state))
         following = until
 
-    it = iter(_video_dataset(tf, files, id_key, state.dims, threads))
+    it = iter(_video_dataset(tf, files, id_key, state.dims, threads, first=following))
     while True:
         try:
             el = next(it)
@@ -881,9 +1034,9 @@ def read_tfrecords(
             first record read, and every other record must agree (one that does not is a
             ``wrong_length`` bad record). The pooled widths and ``frames`` (``rgb + audio``)
             follow them; an empty result has YouTube-8M's widths.
-        num_parallel_reads: video level: files read and parsed at once by tf.data threads; frame
-            level: record batches parsed at once. ``None``: ``min(#files, os.cpu_count())``. The
-            result is the same for every value (file order).
+        num_parallel_reads: record batches parsed at once by tf.data threads (video level, after a
+            damaged file: files read and parsed at once). ``None``: ``min(#files, os.cpu_count())``.
+            The result is the same for every value (file order).
 
     Returns:
         The videos in file order; ``skipped`` holds the :class:`SkipReport` (also when empty).
@@ -936,7 +1089,7 @@ def read_tfrecords(
     width = sum(k for _, k in blocks)
     widths = (dims[0] * width, dims[1] * width)
     resolved_classes = num_classes or NUM_CLASSES_BY_ID_KEY[state.id_key or "id"]
-    ids_flat = [v for rows in state.kept for v in rows.ids]
+    ids_flat = list(chain.from_iterable(rows.ids for rows in state.kept))
     labels = csr_from_counts(np.concatenate([r.label_counts for r in state.kept] or [np.zeros(0, np.int64)]),
                              np.concatenate([r.label_values for r in state.kept] or [np.zeros(0, np.int64)]),
                              resolved_classes)

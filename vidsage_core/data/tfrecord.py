@@ -87,6 +87,40 @@ class FramingError:
     detail: str
 
 
+def iter_frames(buf: bytes | memoryview) -> Iterator[tuple[int, int, int] | FramingError]:
+    """:func:`frame_records` one record at a time, for a reader that needs only the first few.
+
+    Yields:
+        ``(index, data_start, data_length)`` of each intact record, or the :class:`FramingError` of a
+        damaged one, in file order (after a truncation or length-CRC failure, nothing more).
+    """
+    view = memoryview(buf)
+    size = len(view)
+    pos = index = 0
+    while pos < size:
+        if size - pos < HEADER_BYTES:
+            yield FramingError(index, pos, TRUNCATED, f"{size - pos} trailing bytes, a header needs 12")
+            return
+        length = _LENGTH.unpack_from(view, pos)[0]
+        if masked_crc32c(view[pos : pos + 8]) != _CRC.unpack_from(view, pos + 8)[0]:
+            yield FramingError(
+                index, pos, LENGTH_CRC,
+                f"length field fails its CRC; framing lost, the last {size - pos} bytes of the file are unread")
+            return
+        start = pos + HEADER_BYTES
+        end = start + length
+        if end + FOOTER_BYTES > size:
+            yield FramingError(index, pos, TRUNCATED, f"record of {length} bytes needs "
+                               f"{HEADER_BYTES + length + FOOTER_BYTES}, only {size - pos} left")
+            return
+        if masked_crc32c(view[start:end]) != _CRC.unpack_from(view, end)[0]:
+            yield FramingError(index, pos, DATA_CRC, f"payload of {length} bytes fails its CRC")
+        else:
+            yield index, start, length
+        pos = end + FOOTER_BYTES
+        index += 1
+
+
 def frame_records(buf: bytes | memoryview) -> tuple[list[tuple[int, int, int]], list[FramingError]]:
     """Split the bytes of one TFRecord file into records, checking both CRCs of each.
 
@@ -100,33 +134,10 @@ def frame_records(buf: bytes | memoryview) -> tuple[list[tuple[int, int, int]], 
         one record; a truncation or length-CRC failure ends the file, since nothing after it can
         be framed).
     """
-    view = memoryview(buf)
-    size = len(view)
     spans: list[tuple[int, int, int]] = []
     errors: list[FramingError] = []
-    pos = index = 0
-    while pos < size:
-        if size - pos < HEADER_BYTES:
-            errors.append(FramingError(index, pos, TRUNCATED, f"{size - pos} trailing bytes, a header needs 12"))
-            break
-        length = _LENGTH.unpack_from(view, pos)[0]
-        if masked_crc32c(view[pos : pos + 8]) != _CRC.unpack_from(view, pos + 8)[0]:
-            errors.append(FramingError(
-                index, pos, LENGTH_CRC,
-                f"length field fails its CRC; framing lost, the last {size - pos} bytes of the file are unread"))
-            break
-        start = pos + HEADER_BYTES
-        end = start + length
-        if end + FOOTER_BYTES > size:
-            errors.append(FramingError(index, pos, TRUNCATED, f"record of {length} bytes needs "
-                                       f"{HEADER_BYTES + length + FOOTER_BYTES}, only {size - pos} left"))
-            break
-        if masked_crc32c(view[start:end]) != _CRC.unpack_from(view, end)[0]:
-            errors.append(FramingError(index, pos, DATA_CRC, f"payload of {length} bytes fails its CRC"))
-        else:
-            spans.append((index, start, length))
-        pos = end + FOOTER_BYTES
-        index += 1
+    for item in iter_frames(buf):
+        (errors if isinstance(item, FramingError) else spans).append(item)
     return spans, errors
 
 
