@@ -87,7 +87,9 @@ def test_knn_query_rows_match_full_run():
     rows = np.array([5, 17, 99])
     d, i = knn(x, 4, query_rows=rows, device="cpu")
     np.testing.assert_array_equal(i, i_all[rows])
-    np.testing.assert_allclose(d, d_all[rows])
+    # Same values up to float32 rounding: a 3-row query is another GEMM shape than the full run,
+    # and some CPU kernels (seen on AMD EPYC) block it differently.
+    np.testing.assert_allclose(d, d_all[rows], rtol=1e-6)
 
 
 def test_torch_backend_matches_brute_force():

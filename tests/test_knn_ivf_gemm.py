@@ -30,12 +30,15 @@ def data():
 
 
 def assert_same_as_exact(dist, idx, ref_d, ref_i):
-    np.testing.assert_allclose(dist, ref_d, atol=1e-5)
+    # float32 distances from ||a||² + ||b||² - 2ab: the rounding grows with the magnitudes and
+    # depends on the GEMM's blocking (shape, CPU kernel), so the tolerance is relative too
+    # (seen on AMD EPYC: 2e-6 absolute on distances ~10).
+    np.testing.assert_allclose(dist, ref_d, rtol=1e-5, atol=1e-5)
     # Same neighbours as a set per row, except that a neighbour tied with the k-th exact one (to
     # float rounding) may replace it.
     for r in range(len(idx)):
         for j in np.flatnonzero(~np.isin(idx[r], ref_i[r])):
-            assert abs(dist[r, j] - ref_d[r, -1]) < 1e-5, (r, idx[r, j])
+            assert abs(dist[r, j] - ref_d[r, -1]) < 1e-5 * max(1.0, abs(ref_d[r, -1])), (r, idx[r, j])
 
 
 @pytest.mark.parametrize("normalize", [True, False])  # inner product / L2
