@@ -48,7 +48,7 @@ POINTS: dict[str, dict] = {
 }
 
 
-def inputs_for(data: str, split: str, names: list[str], device: str) -> tuple[dict, object, object]:
+def inputs_for(data: str, split: str, names: list[str], device: str) -> tuple[dict, tuple]:
     """The named inputs (raw, sgc, sign) of the fitting and scoring rows, and their labels."""
     from vidsage_core import pipeline
     from vidsage_core.baselines import knn_neighbours, sgc_features, sign_features
@@ -67,7 +67,7 @@ def inputs_for(data: str, split: str, names: list[str], device: str) -> tuple[di
         out["sgc"] = sgc_features(x_fit, x_ev, neighbours=nb)
         out["sign"] = sign_features(x_fit, x_ev, nb, config.sign_hops)
     order = pipeline.label_order(np.asarray(prepared.videos.ids)[fit_rows])
-    return {k: out[k] for k in names}, (y[fit_rows], y[eval_rows], order), config
+    return {k: out[k] for k in names}, (y[fit_rows], y[eval_rows], order)
 
 
 def score(point: str, inputs: tuple, labels: tuple, fraction: float, factor: float, seed: int,
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     from vidsage_core.pipeline import RunConfig
 
     factor = RunConfig().fraction_epoch_factor
-    inputs, labels, _ = inputs_for(args.data, args.split, args.inputs, args.device)
+    inputs, labels = inputs_for(args.data, args.split, args.inputs, args.device)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for name, pair in inputs.items():

@@ -585,11 +585,12 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
         propagated = {}
         for fraction in fractions:
             t0 = time.perf_counter()
-            propagated[fraction] = label_propagation(y_frac[fraction], labelled[fraction], nb, pconf)[1]
-            propagated_seconds = time.perf_counter() - t0
-            _add_seconds(seconds, {"labelprop": propagated_seconds})
-            propagated[fraction] = (propagated[fraction], propagated_seconds)
-        shared.baseline = _BaselineInputs(nb, f_tv, f_te, s_tv, s_te, pconf, propagated)
+            _, lp_te = label_propagation(y_frac[fraction], labelled[fraction], nb, pconf)
+            propagated[fraction] = (lp_te, time.perf_counter() - t0)
+            _add_seconds(seconds, {"labelprop": propagated[fraction][1]})
+        # Retrieval scores of the raw and smoothed features do not depend on the seed either.
+        retrieval = {"raw": _retrieval(shared, x_tv, x_te), "sgc": _retrieval(shared, f_tv, f_te)}
+        shared.baseline = _BaselineInputs(nb, f_tv, f_te, s_tv, s_te, pconf, propagated, retrieval)
         baseline_units = [(_baseline_unit, (seed, fraction)) for fraction in sorted(fractions, reverse=True)
                           for seed in config.seeds]
     if videos.frames is not None and config.frame_heads and evaluated is not None:
@@ -671,6 +672,7 @@ class _BaselineInputs:
     sign_te: np.ndarray
     propagation: Any  # baselines.PropagationConfig
     propagated: dict  # fraction -> (label-propagation scores of the test videos, seconds)
+    retrieval: dict  # "raw" / "sgc" -> their label-sharing retrieval scores
 
 
 @dataclass
@@ -734,7 +736,8 @@ class _Recorder:
         y_fit = s.y_frac[fraction] if every else s.y_frac[fraction][lab]
         extra = {}
         if fraction == max(s.fractions) and variant in RETRIEVAL_VARIANTS:
-            extra = self.retrieval_of(f_tv, f_te)
+            seedless = s.baseline.retrieval if s.baseline is not None else {}
+            extra = seedless[variant] if variant in seedless else _retrieval(s, f_tv, f_te)
         for head in heads:
             hc = head_config(config, variant, head, seed, s.device, fraction)
             t0 = time.perf_counter()
@@ -747,14 +750,14 @@ class _Recorder:
                        **fields)
         return kept
 
-    def retrieval_of(self, f_tv, f_te) -> dict:
-        """Label-sharing retrieval of these features: labelled test videos query the labelled
-        train+val videos."""
-        from vidsage_core.retrieval import label_retrieval
 
-        s = self.s
-        db = s.labelled[max(s.fractions)]
-        return label_retrieval(f_te[s.te_sel], s.y_te, f_tv[db], s.y_tv[db])
+def _retrieval(s: "_Shared", f_tv, f_te) -> dict:
+    """Label-sharing retrieval of these features: labelled test videos query the labelled
+    train+val videos."""
+    from vidsage_core.retrieval import label_retrieval
+
+    db = s.labelled[max(s.fractions)]
+    return label_retrieval(f_te[s.te_sel], s.y_te, f_tv[db], s.y_tv[db])
 
 
 def head_config(config: RunConfig, variant: str, head: str, seed: int, device: str,
