@@ -57,6 +57,9 @@ CONFIGS: dict[str, dict] = {
     # Not run (time): the remaining axes of the issue's search.
     "noweights": {"edge_weights": False},
     "ep10": {"epochs": 10},
+    # Fifth round (issue 14, cost): one epoch fewer at full labels; with --fractions, the epoch
+    # factor below full labels (RunConfig.fraction_epoch_factor) for fine-tuning.
+    "ep4": {"epochs": 4},
     "sampled": {"full_graph": False},
 }
 
@@ -71,6 +74,7 @@ class _Context:
     attach: dict
     out: Path
     split: str
+    order: np.ndarray  # pipeline.label_order of the fitting rows (nested labelled subsets)
 
 
 def setup(data: str, out: Path, split: str, variants: list[str], seeds: list[int], device: str) -> _Context:
@@ -105,24 +109,33 @@ def setup(data: str, out: Path, split: str, variants: list[str], seeds: list[int
                 train_and_embed(prepared.x[train_rows], graph, prepared.x[eval_rows],
                                 TrainConfig(seed=seed, device=device), run_dir, kw, progress=False)
                 print(f"[search] pre-trained {variant} seed {seed} in {time.perf_counter() - t0:.0f} s", flush=True)
+    order = pipeline.label_order(np.asarray(prepared.videos.ids)[train_rows])
     return _Context(prepared.x[train_rows], y[train_rows], prepared.x[eval_rows], y[eval_rows], graphs, attach,
-                    out, split)
+                    out, split, order)
 
 
-def run_one(ctx: _Context, variant: str, seed: int, name: str, init: bool, device: str) -> dict:
-    """Fine-tune one configuration and score it on the evaluation rows."""
+def run_one(ctx: _Context, variant: str, seed: int, name: str, init: bool, device: str,
+            fraction: float = 1.0, factor: float = 1.0) -> dict:
+    """Fine-tune one configuration on the labelled subset at ``fraction`` and score it on the
+    evaluation rows; below full labels the epochs grow by ``min(1/fraction, factor)`` (as
+    ``pipeline._epochs_at`` does with ``RunConfig.fraction_epoch_factor``)."""
     from vidsage_core.metrics import gap
+    from vidsage_core.pipeline import labelled_subset
 
     fields = {**CONFIGS.get(name, {}), "seed": seed, "device": device}
     config = paper_config(**{k: v for k, v in fields.items()}) if name == "paper" else FinetuneConfig(**fields)
-    tag = f"{name}-{'init' if init else 'scratch'}"
+    labelled = labelled_subset(ctx.order, fraction)
+    if fraction < 1.0:
+        config = dataclasses.replace(config, epochs=max(1, round(config.epochs * min(1.0 / fraction, factor))))
+    tag = f"{name}-{'init' if init else 'scratch'}" + (f"-f{fraction:g}x{factor:g}" if fraction < 1.0 else "")
     run_dir = ctx.out / "finetune" / variant / f"seed{seed}" / tag
     ckpt = ctx.out / variant / f"seed{seed}" / "model.pt" if init else None
     val = (ctx.x_ev, ctx.y_ev) if ctx.split == "val" else None
-    result = finetune(ctx.x_tr, ctx.graphs[variant], ctx.y_tr, np.arange(len(ctx.x_tr)), ctx.x_ev,
+    result = finetune(ctx.x_tr, ctx.graphs[variant], ctx.y_tr, labelled, ctx.x_ev,
                       ctx.attach[variant], config, run_dir, ckpt, val=val, progress=False)
     row = {"split": ctx.split, "variant": variant, "seed": seed, "config": name, "init": init,
-           "fields": CONFIGS.get(name, {}), "gap": gap(result.scores_test, ctx.y_ev),
+           "fields": CONFIGS.get(name, {}), "label_fraction": fraction, "num_labelled": int(labelled.size),
+           "epochs": config.epochs, "gap": gap(result.scores_test, ctx.y_ev),
            "gap_by_epoch": [h.get("val_gap") for h in result.history],
            "loss_by_epoch": [round(h["loss"], 4) for h in result.history],
            "seconds": round(result.seconds, 1), "train_seconds": result.history[-1]["seconds"],
@@ -151,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scratch", action="store_true", help="also run each config from random init")
     p.add_argument("--no-init", action="store_true", help="only from random init")
     p.add_argument("--raw", action="store_true", help="also the raw-feature logistic head")
+    p.add_argument("--fractions", nargs="+", type=float, default=[1.0],
+                   help="label fractions (nested subsets, pipeline.labelled_subset)")
+    p.add_argument("--fraction-factors", nargs="+", type=float, default=[3.0],
+                   help="epoch factors below full labels (RunConfig.fraction_epoch_factor)")
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -170,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.configs:
                 inits = [False] if args.no_init else ([True, False] if args.scratch else [True])
                 for init in inits:
-                    emit(run_one(ctx, variant, seed, name, init, args.device))
+                    for fraction in args.fractions:
+                        for factor in (args.fraction_factors if fraction < 1.0 else [1.0]):
+                            emit(run_one(ctx, variant, seed, name, init, args.device, fraction, factor))
     return 0
 
 

@@ -18,6 +18,7 @@ md5 bucket 0 test, 1 val, 2-4 train), ``baselines.knn_neighbours`` / ``sgc_featu
 
     python -m benchmarks.head_search --split val --inputs raw sgc sign --points lr3e-2-ep8 lr1e-1-ep2
     python -m benchmarks.head_search --split val --inputs raw --fractions 0.01 0.05 0.25
+    python -m benchmarks.head_search --split val --inputs lite+raw --points lr3e-2-ep8 lr4e-2-ep4
 """
 
 from __future__ import annotations
@@ -48,8 +49,16 @@ POINTS: dict[str, dict] = {
 }
 
 
-def inputs_for(data: str, split: str, names: list[str], device: str) -> tuple[dict, tuple]:
-    """The named inputs (raw, sgc, sign) of the fitting and scoring rows, and their labels."""
+def inputs_for(data: str, split: str, names: list[str], device: str,
+               runs: Path | None = None) -> tuple[dict, tuple]:
+    """The named inputs (raw, sgc, sign, lite+raw) of the fitting and scoring rows, and their labels.
+
+    ``lite+raw`` is the probe rows' ``[x ‖ z]``: z from a LiteVidSage encoder pre-trained
+    (``TrainConfig()``, seed 0, no labels) on the fitting rows' graph by ``pipeline.train_and_embed``,
+    the scoring rows attached inductively as test videos are; the checkpoint is kept under ``runs``.
+    """
+    import dataclasses
+
     from vidsage_core import pipeline
     from vidsage_core.baselines import knn_neighbours, sgc_features, sign_features
 
@@ -66,6 +75,16 @@ def inputs_for(data: str, split: str, names: list[str], device: str) -> tuple[di
         nb = knn_neighbours(x_fit, x_ev, config.sgc_k, device, config.knn_mode)
         out["sgc"] = sgc_features(x_fit, x_ev, neighbours=nb)
         out["sign"] = sign_features(x_fit, x_ev, nb, config.sign_hops)
+    if "lite+raw" in names:
+        from vidsage_core.train import TrainConfig
+
+        view = dataclasses.replace(prepared, trainval=fit_rows.astype(np.int64), test=eval_rows.astype(np.int64))
+        graph, _, _ = pipeline.build_variant_graph("lite", view, config, progress=False)
+        # Scratch checkpoint: under results/cache/ (ignored by git), not beside the artifact's runs.
+        run_dir = (runs or paths.RESULTS / "cache" / "head-search") / split / "lite" / "seed0"
+        z_fit, z_ev, _ = pipeline.train_and_embed(x_fit, graph, x_ev, TrainConfig(seed=0, device=device),
+                                                  run_dir, {}, progress=False)
+        out["lite+raw"] = (np.concatenate([x_fit, z_fit], 1), np.concatenate([x_ev, z_ev], 1))
     order = pipeline.label_order(np.asarray(prepared.videos.ids)[fit_rows])
     return {k: out[k] for k in names}, (y[fit_rows], y[eval_rows], order)
 
@@ -94,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=paths.YT8M_2018_GLOB, help="TFRecords (default: the embedded sample)")
     parser.add_argument("--split", choices=("val", "test"), default="val")
-    parser.add_argument("--inputs", nargs="+", choices=("raw", "sgc", "sign"), default=["raw"])
+    parser.add_argument("--inputs", nargs="+", choices=("raw", "sgc", "sign", "lite+raw"),
+                        default=["raw"])
     parser.add_argument("--points", nargs="+", choices=sorted(POINTS), default=["lr3e-2-ep8", "lr1e-1-ep2"])
     parser.add_argument("--fractions", nargs="+", type=float, default=[1.0])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])

@@ -184,22 +184,29 @@ def test_layer_aggregation_by_hand_and_cached_adjacency(aggr, expected):
 
 
 def test_skip_logits_are_one_linear_layer_on_z_and_x():
-    # logits() splits W [z ‖ x] + b into W_z z + W_x x + b to skip the gradient of x: the values
-    # and the gradients of z and of every weight must be those of the one layer on [z ‖ x].
+    # The classification layer on [z ‖ x] is held as W_z z + b and W_x x: its values and the
+    # gradients of z and of every weight must be those of one Linear on [z ‖ x] whose weight is
+    # [W_z ‖ W_x].
     from vidsage_core.finetune import FinetuneModel
 
     torch.manual_seed(0)
     model = FinetuneModel(nn.Identity(), in_dim=6, out_dim=4, prior=np.full(5, 0.2), skip=True)
     with torch.no_grad():
-        model.classifier.weight.normal_()
+        for layer in model.head_layers():
+            layer.weight.normal_()
     z = torch.randn(3, 4, requires_grad=True)
     x = torch.randn(3, 6)
     split = model.logits(z, x)
     split.square().sum().backward()
-    grads = (z.grad.clone(), model.classifier.weight.grad.clone(), model.classifier.bias.grad.clone())
-    z.grad, model.classifier.weight.grad, model.classifier.bias.grad = None, None, None
-    whole = model.classifier(torch.cat([z, x], dim=1))
+    whole_layer = nn.Linear(10, 5)
+    with torch.no_grad():
+        whole_layer.weight.copy_(torch.cat([model.classifier.weight, model.classifier_x.weight], 1))
+        whole_layer.bias.copy_(model.classifier.bias)
+    z2 = z.detach().clone().requires_grad_(True)
+    whole = whole_layer(torch.cat([z2, x], dim=1))
     whole.square().sum().backward()
     torch.testing.assert_close(split, whole, rtol=0, atol=1e-5)
-    for a, b in zip(grads, (z.grad, model.classifier.weight.grad, model.classifier.bias.grad)):
-        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-5)
+    torch.testing.assert_close(z.grad, z2.grad, rtol=1e-6, atol=1e-5)
+    w_grad = torch.cat([model.classifier.weight.grad, model.classifier_x.weight.grad], 1)
+    torch.testing.assert_close(w_grad, whole_layer.weight.grad, rtol=1e-6, atol=1e-5)
+    torch.testing.assert_close(model.classifier.bias.grad, whole_layer.bias.grad, rtol=1e-6, atol=1e-5)

@@ -349,10 +349,13 @@ def test_each_row_fits_its_head_with_its_inputs_schedule():
     config = pipeline.RunConfig()
     raw = pipeline.head_config(config, "raw", "logistic", seed=3, device="cpu")
     assert (raw.lr, raw.epochs, raw.seed) == (6e-2, 3, 3)
-    # The probe rows (z and [x ‖ z]) fit with HeadConfig's lr and HEAD_EPOCHS.
-    for probe in ("lite", "vidsage+raw"):
+    # The z-only probe rows fit with HeadConfig's lr and HEAD_EPOCHS; [x ‖ z] with its own.
+    for probe in ("lite", "vidsage"):
         z = pipeline.head_config(config, probe, "logistic", 0, "cpu")
         assert (z.lr, z.epochs) == (3e-2, 8)
+    for probe in ("lite+raw", "vidsage+raw"):
+        xz = pipeline.head_config(config, probe, "logistic", 0, "cpu")
+        assert (xz.lr, xz.epochs) == (3e-2, 5)
     sign = pipeline.head_config(config, "sign", "logistic", 0, "cpu")
     assert (sign.lr, sign.epochs) == (3e-2, 5)
     hinge = pipeline.head_config(config, "raw", "hinge", 0, "cpu")
