@@ -48,7 +48,10 @@ frame_config = None if frame_data is None else pipeline.artifact_config(data=fra
 frame_metrics = None if frame_config is None else pipeline.run_if_missing(frame_config)
 
 # %%
-df, caption = tables.table2(config.out, None if frame_config is None else frame_config.out)
+paper_exact_out = pipeline.paper_exact_run(config)  # the on-demand 1152-wide run, when it exists
+
+# %%
+df, caption = tables.table2(config.out, None if frame_config is None else frame_config.out, paper_exact_out)
 print(caption)
 df
 

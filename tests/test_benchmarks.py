@@ -99,3 +99,25 @@ def test_knn_rows_compare_sides_too_slow_to_run_on_the_same_sampled_queries():
     assert "EXTRAPOLATED" in big.metric and "2,000 sampled queries" in big.notes
     assert (small.ours, small.peer, small.ratio) == (1.0, 3.0, pytest.approx(3.0))
     assert "EXTRAPOLATED" not in small.metric
+
+
+def test_confirm_renders_the_artifacts_tables_for_other_videos(tmp_path):
+    # benchmarks.confirm runs the artifact's configuration on held-out TFRecords and writes the
+    # same Table 2, label-efficiency table and summary as notebook 05, naming the data as given.
+    from benchmarks.confirm import confirm
+    from vidsage_core.data import make_synthetic
+    from vidsage_core.data.writer import write_video_level_tfrecord
+
+    v = make_synthetic(300, num_classes=30, num_topics=6, num_objects=50, seed=5)
+    data = tmp_path / "heldout"
+    data.mkdir()
+    labels = [list(np.flatnonzero(row)) for row in v.labels.toarray()]
+    write_video_level_tfrecord(data / "a.tfrecord", v.ids, v.rgb, v.audio, labels)
+    out = tmp_path / "tables"
+    summary = confirm(str(data), 1, out, workers=1, device="cpu", run_dir=tmp_path / "run", smoke=True)
+    table2 = (out / "table2.md").read_text()
+    assert "no choice was made on these videos" in table2
+    assert "fine-tuned (paper §4.2)" in table2 and "linear probe (frozen embeddings)" in table2
+    efficiency = (out / "label_efficiency.csv").read_text()
+    assert "0.1" in efficiency and "1.0" in efficiency
+    assert summary.strip() and summary in (out / "summary.md").read_text()

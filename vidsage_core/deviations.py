@@ -114,7 +114,8 @@ DEVIATIONS: tuple[Deviation, ...] = (
         None,
         "the encoder fine-tuned is the pre-trained one (width 128, see TrainConfig.hidden_dim); the "
         "paper-exact 1152-wide encoder costs ~18x the arithmetic per step and runs on demand "
-        "(`vidsage run --protocol finetune --finetune-ablations paper-exact`)",
+        "(`vidsage run --variant lite --seeds 1 --protocol finetune --finetune-ablations paper-exact "
+        "--no-baselines --out results/runs/yt8m-paper-exact`; Table 2 shows its rows when present)",
     ),
     Deviation(
         "RunConfig.concat_raw",

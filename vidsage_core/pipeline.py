@@ -1193,6 +1193,21 @@ def _run_artifacts(out: Path, config: RunConfig) -> list[Path]:
             for name in ("model.pt", "embeddings.npz")]
 
 
+def paper_exact_run(config: RunConfig) -> Path | None:
+    """The on-demand paper-exact run beside ``config``'s, ``<out>-paper-exact``, if it finished.
+
+    The paper-exact ablation (``finetune.paper_config`` on a 1152-wide pre-trained encoder) costs
+    ~18x the artifact's arithmetic per step, so ``./reproduce.sh`` does not run it; this command
+    does (LiteVidSage, one seed; about 45 min on a 2-core CPU at 14k videos), and Table 2 then
+    shows its rows with their own provenance (``tables.table2(paper_exact_run_dir=...)``)::
+
+        python -m vidsage_core run --variant lite --seeds 1 --protocol finetune \\
+            --finetune-ablations paper-exact --no-baselines --out results/runs/yt8m-paper-exact
+    """
+    out = Path(f"{config.out}-paper-exact")
+    return out if (out / "metrics.json").is_file() else None
+
+
 def run_if_missing(config: RunConfig, videos=None, split=None, progress: bool = True) -> dict:
     """Reuse ``config.out``'s metrics when they were made with this very config, else run.
 
