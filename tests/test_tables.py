@@ -399,7 +399,7 @@ def test_table1_uses_the_fine_tuned_rows(protocol_run):
     assert lite["protocol"] == "yt8m: fine-tuned (paper §4.2)"
 
 
-def test_label_efficiency_table_and_verdict_by_hand(protocol_run):
+def test_label_efficiency_table_and_verdict_by_hand(protocol_run, tmp_path):
     df, caption = tables.label_efficiency(protocol_run)
     row = df.set_index("method")
     # GAP (k = 0) at fraction 0.1: raw 0.30 - 0.2 + 0.001 = 10.1 %; finetune 0.36 - 0.1 = 26.1 %
@@ -418,3 +418,10 @@ def test_label_efficiency_table_and_verdict_by_hand(protocol_run):
     # At 1.0: finetune 36.1 vs C&S 33.1 -> +3.0.
     assert verdict.loc[1.0, "margin (points)"] == pytest.approx(3.0)
     assert "+13.00 points" in caption and "0.1: 8, 1: 80" in caption and "real data" in caption
+    # One seed has no sample std: no claim of separation either way.
+    one = [r for r in json.loads((protocol_run / "metrics.json").read_text())["rows"] if r["seed"] == 0]
+    single = tables.label_efficiency_verdict(tables.label_efficiency_curves(one)).set_index("label fraction")
+    assert single.loc[0.1, "separated (2 std)"] is None and single.loc[0.1, "target met"]
+    _write_run(tmp_path / "one-seed", one)
+    _, one_caption = tables.label_efficiency(tmp_path / "one-seed")
+    assert "+13.00 points; one seed, no interval." in one_caption

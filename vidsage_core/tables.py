@@ -897,8 +897,8 @@ def label_efficiency_verdict(curves: pd.DataFrame) -> pd.DataFrame:
     Returns:
         DataFrame with ``label fraction``, ``best ours``, its ``mean``/``std``, ``best
         baseline``, its ``mean``/``std``, ``margin`` (points), ``separated`` (ours mean − 2 std
-        above baseline mean + 2 std; std NaN counts as 0) and ``target met`` (margin >=
-        LABEL_EFFICIENCY_TARGET), one row per fraction that has both.
+        above baseline mean + 2 std; None when either side has a single seed, so no interval)
+        and ``target met`` (margin >= LABEL_EFFICIENCY_TARGET), one row per fraction that has both.
     """
     out = []
     for fraction, at in curves.groupby("label fraction"):
@@ -907,14 +907,21 @@ def label_efficiency_verdict(curves: pd.DataFrame) -> pd.DataFrame:
         if ours.empty or base.empty:
             continue
         o, b = ours.loc[ours["mean"].idxmax()], base.loc[base["mean"].idxmax()]
-        o_std, b_std = (0.0 if math.isnan(v) else v for v in (o["std"], b["std"]))
+        one_seed = math.isnan(o["std"]) or math.isnan(b["std"])  # a sample std needs 2 seeds
         margin = o["mean"] - b["mean"]
         out.append({"label fraction": fraction, "best ours": o["method"], "ours mean": o["mean"],
                     "ours std": o["std"], "best baseline": b["method"], "baseline mean": b["mean"],
                     "baseline std": b["std"], "margin (points)": margin,
-                    "separated (2 std)": bool(o["mean"] - 2 * o_std > b["mean"] + 2 * b_std),
+                    "separated (2 std)": None if one_seed else
+                    bool(o["mean"] - 2 * o["std"] > b["mean"] + 2 * b["std"]),
                     "target met": bool(margin >= LABEL_EFFICIENCY_TARGET)})
     return pd.DataFrame(out)
+
+
+def _separation(separated: bool | None) -> str:
+    if separated is None:
+        return "one seed, no interval"
+    return "separated at 2 std" if separated else "not separated at 2 std"
 
 
 def label_efficiency(run_dir: str | Path, metric: str = "gap") -> tuple[pd.DataFrame, str]:
@@ -979,7 +986,7 @@ def label_efficiency(run_dir: str | Path, metric: str = "gap") -> tuple[pd.DataF
             f"- {f:g} of the labels: best LiteVidSage/VidSage row `{v['best ours']}` "
             f"{v['ours mean']:.2f} vs best baseline `{v['best baseline']}` "
             f"{v['baseline mean']:.2f}: {v['margin (points)']:+.2f} points; "
-            f"{'separated' if v['separated (2 std)'] else 'not separated'} at 2 std.{target}")
+            f"{_separation(v['separated (2 std)'])}.{target}")
     if synthetic:
         lines += ["", f"All measured cells: {SYNTHETIC_NOTE}."]
     return df, "\n".join(lines)
