@@ -382,6 +382,9 @@ def test_table2_takes_the_paper_exact_rows_from_their_own_run(protocol_run, tmp_
     row = df.set_index("method").loc[name]
     assert row["ours GAP mean"] == pytest.approx(40.0) and row["n seeds"] == 1
     assert "from the separate run main-paper-exact" in row["note"]
+    assert [m for m in df["method"] if "paper-exact" in m][0] == name  # lite, then VidSage
+    vidsage = df[df["method"].str.startswith("VidSage (Ours), paper-exact")].iloc[0]
+    assert "separate run" not in vidsage["note"] and vidsage["n seeds"] == 0
     assert "Paper-exact rows from a separate run" in caption and "WARNING" not in caption
     df, _ = table2(protocol_run, paper_exact_run_dir=exact)  # the main run's own rows win
     assert df.set_index("method").loc[name, "ours GAP mean"] == pytest.approx(35.1)

@@ -495,20 +495,25 @@ def table2(run_dir: str | Path, frame_run_dir: str | Path | None = None,
     nan_cells = {"paper mAP": math.nan, "paper top-1": math.nan, "paper PERR": math.nan}
     ours_names = {"lite": "LiteVidSage (Ours)", "vidsage": "VidSage (Ours)"}
 
-    def gnn_rows(where, protocol, suffix="", paper=True, notes=(), source_rows=None):
+    def gnn_rows(where, protocol, suffix="", paper=True, notes=(), source_rows=None,
+                 variants=("lite", "vidsage")):
         names = {v: n + suffix for v, n in ours_names.items()}
         cells = paper_cells if paper else {v: nan_cells for v in ours_names}
         return _ours_rows(rows if source_rows is None else source_rows, _T2_METRICS, synthetic, cells,
                           base={"input features": "Video-level", "protocol": protocol},
-                          names=names, extra_notes=list(notes), where=where)
+                          names=names, extra_notes=list(notes), where=where, variants=variants)
 
     # The paper's protocol first, with the paper's numbers beside it; then its ablations.
     table += gnn_rows(FINETUNED, PROTOCOL_LABEL["finetune"])
     exact_notes = ["paper §3.3-3.4 as written: d×d layers, sum aggregation, no skip"]
-    if exact_rows:
-        exact_notes.append(f"from the separate run {Path(paper_exact_run_dir).name}")
-    table += gnn_rows(paper_exact_where, PROTOCOL_LABEL["finetune"], ", paper-exact configuration",
-                      notes=exact_notes, source_rows=exact_rows or None)
+    for variant in ("lite", "vidsage"):
+        # A variant the separate run measured takes its rows from there (the main run's rows
+        # still name the object sources); any other keeps the main run's, or says it is missing.
+        separate = any(r.get("variant") == variant for r in exact_rows)
+        table += gnn_rows(paper_exact_where, PROTOCOL_LABEL["finetune"], ", paper-exact configuration",
+                          notes=exact_notes + ([f"from the separate run {Path(paper_exact_run_dir).name}"]
+                                               if separate else []),
+                          source_rows=rows + exact_rows if separate else None, variants=(variant,))
     table += gnn_rows({**FINETUNED, "init": "random"}, PROTOCOL_LABEL["finetune"],
                       ", random init (no pre-training)", paper=False,
                       notes=["ablation: same network and fine-tuning, no unsupervised stage"])
