@@ -179,6 +179,15 @@ def test_headline_findings_real_run_first_and_says_whether_the_claim_reproduces(
             "where the paper claims VidSage beats it by 14.4 mAP points (42.5 vs 28.1): the direction "
             "does not reproduce here") in first
     assert second.startswith("On `charades-synthetic` (SYNTHETIC") and "they are not a reproduction" in second
+    # A one-seed real run (e.g. benchmarks.confirm on held-out videos) comes after the artifact's
+    # run, though its name sorts first.
+    one_seed = [r for r in ROWS if r["seed"] == 0]
+    (tmp_path / "runs" / "confirmation").mkdir()
+    (tmp_path / "runs" / "confirmation" / "metrics.json").write_text(json.dumps(
+        {"rows": one_seed, "provenance": {**PROV, "dataset": "youtube8m-2018-tuning", "seeds": [0]}}))
+    paragraphs = narrative.headline_findings(tmp_path).split("\n\n")
+    assert [p.split("`")[1] for p in paragraphs] == [
+        "youtube8m-2018-sample", "youtube8m-2018-tuning", "charades-synthetic"]
 
 
 def test_headline_findings_uses_the_papers_protocol_and_names_the_strongest_baseline(tmp_path):
