@@ -1198,7 +1198,7 @@ def paper_exact_run(config: RunConfig) -> Path | None:
 
     The paper-exact ablation (``finetune.paper_config`` on a 1152-wide pre-trained encoder) costs
     ~18x the artifact's arithmetic per step, so ``./reproduce.sh`` does not run it; this command
-    does (LiteVidSage, one seed; about 45 min on a 2-core CPU at 14k videos), and Table 2 then
+    does (LiteVidSage, one seed; 47 min measured on a shared 2-core CPU at 14k videos), and Table 2 then
     shows its rows with their own provenance (``tables.table2(paper_exact_run_dir=...)``)::
 
         python -m vidsage_core run --variant lite --seeds 1 --protocol finetune \\
