@@ -65,7 +65,10 @@ tables.write_table(df, 'table2', caption)
 display(Markdown(tables.to_markdown(df)))
 
 # %%
-display(Markdown(narrative.summary_table2(metrics, frame_metrics)))
+paper_exact_metrics = None if paper_exact_out is None else tables.load_run_metrics(paper_exact_out)
+
+# %%
+display(Markdown(narrative.summary_table2(metrics, frame_metrics, paper_exact_metrics=paper_exact_metrics)))
 
 # %% [markdown]
 # Label efficiency (beyond the paper): every method with 1 %, 5 %, 25 % and all of the train+val labels; the unsupervised pre-training always sees all videos without labels.

@@ -246,3 +246,16 @@ def test_retrieval_summary_one_row_per_seed_compared_with_raw_by_hand():
     assert synthetic.endswith(f"Every measured row above ran on {narrative.SYNTHETIC}.")
     assert "No retrieval scores" in narrative.summary_retrieval({"rows": [_row("raw", "logistic", 0, .5)],
                                                                  "provenance": PROV})
+
+
+def test_summary_table2_states_the_separate_paper_exact_run():
+    # The paper-exact LiteVidSage row of a separate run (seed 0, GAP 30) against this run's raw
+    # logistic head (60, 62 -> mean 61): 30 - 61 = -31.00 points; one seed has no interval.
+    exact = {"rows": [_row("lite", "logistic", 0, 0.30, method="litevidsage-finetune-paper-exact",
+                           protocol="finetune", init="unsupervised", preset="paper-exact")],
+             "provenance": {**PROV, "seeds": [0]}}
+    text = narrative.summary_table2({"rows": ROWS, "provenance": PROV}, paper_exact_metrics=exact)
+    assert ("The paper-exact configuration of LiteVidSage (§3.3-3.4 as written: full-width layers, "
+            "no skip; a separate run, seeds [0]) scores 30.00 (1 seed); it loses to raw features + "
+            "logistic regression by 31.00 GAP points (one seed, no interval).") in text
+    assert "paper-exact" not in narrative.summary_table2({"rows": ROWS, "provenance": PROV})
