@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import time
 from pathlib import Path
@@ -117,16 +118,15 @@ def setup(data: str, out: Path, split: str, variants: list[str], seeds: list[int
 def run_one(ctx: _Context, variant: str, seed: int, name: str, init: bool, device: str,
             fraction: float = 1.0, factor: float = 1.0) -> dict:
     """Fine-tune one configuration on the labelled subset at ``fraction`` and score it on the
-    evaluation rows; below full labels the epochs grow by ``min(1/fraction, factor)`` (as
-    ``pipeline._epochs_at`` does with ``RunConfig.fraction_epoch_factor``)."""
+    evaluation rows; below full labels the epochs grow by ``min(1/fraction, factor)``
+    (``pipeline.epochs_at_fraction``, as ``vidsage run`` with ``RunConfig.fraction_epoch_factor``)."""
     from vidsage_core.metrics import gap
-    from vidsage_core.pipeline import labelled_subset
+    from vidsage_core.pipeline import epochs_at_fraction, labelled_subset
 
     fields = {**CONFIGS.get(name, {}), "seed": seed, "device": device}
     config = paper_config(**{k: v for k, v in fields.items()}) if name == "paper" else FinetuneConfig(**fields)
     labelled = labelled_subset(ctx.order, fraction)
-    if fraction < 1.0:
-        config = dataclasses.replace(config, epochs=max(1, round(config.epochs * min(1.0 / fraction, factor))))
+    config = dataclasses.replace(config, epochs=epochs_at_fraction(config.epochs, fraction, factor))
     tag = f"{name}-{'init' if init else 'scratch'}" + (f"-f{fraction:g}x{factor:g}" if fraction < 1.0 else "")
     run_dir = ctx.out / "finetune" / variant / f"seed{seed}" / tag
     ckpt = ctx.out / variant / f"seed{seed}" / "model.pt" if init else None
@@ -173,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ctx = setup(args.data, out, args.split, args.variants, args.seeds, args.device)
+    # (label fraction, epoch factor) pairs: the factor only matters below full labels.
+    label_points = [(f, x) for f in args.fractions for x in (args.fraction_factors if f < 1.0 else [1.0])]
     log = out / "finetune_search.jsonl"
 
     def emit(row: dict) -> None:
@@ -186,10 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         for variant in args.variants:
             for name in args.configs:
                 inits = [False] if args.no_init else ([True, False] if args.scratch else [True])
-                for init in inits:
-                    for fraction in args.fractions:
-                        for factor in (args.fraction_factors if fraction < 1.0 else [1.0]):
-                            emit(run_one(ctx, variant, seed, name, init, args.device, fraction, factor))
+                for init, (fraction, factor) in itertools.product(inits, label_points):
+                    emit(run_one(ctx, variant, seed, name, init, args.device, fraction, factor))
     return 0
 
 

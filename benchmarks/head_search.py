@@ -99,7 +99,7 @@ def score(point: str, inputs: tuple, labels: tuple, fraction: float, factor: flo
     p = POINTS[point]
     (x_fit, x_ev), (y_fit, y_ev, order) = inputs, labels
     rows = pipeline.labelled_subset(order, fraction)
-    epochs = max(1, round(p["epochs"] * min(1.0 / fraction, factor)))
+    epochs = pipeline.epochs_at_fraction(p["epochs"], fraction, factor)
     config = HeadConfig(seed=seed, device=device, lr=p["lr"], epochs=epochs)
     t0 = time.perf_counter()
     head = fit_head(p["head"], x_fit[rows], y_fit[rows], config)

@@ -722,7 +722,7 @@ class _Recorder:
 
     def timed(self, stage: str, t0: float) -> float:
         dt = time.perf_counter() - t0
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + dt
+        _add_seconds(self.seconds, {stage: dt})
         return dt
 
     def score(self, variant, head, seed, scores_te, fraction, extra=None, **fields) -> None:
@@ -771,17 +771,19 @@ def _retrieval(s: "_Shared", f_tv, f_te) -> dict:
 def head_config(config: RunConfig, variant: str, head: str, seed: int, device: str,
                 fraction: float = 1.0):
     """The HeadConfig of one row's head: its input's schedule (``config.head_schedule``), the
-    user's ``head_overrides``, and more epochs below full labels (:func:`_epochs_at`)."""
+    user's ``head_overrides``, and more epochs below full labels (:func:`epochs_at_fraction`)."""
     from vidsage_core.evaluate import HeadConfig
 
     schedule = config.head_schedule.get(variant, {})
     hc = HeadConfig(**{"seed": seed, "device": device, **schedule.get(head, {}), **config.head_overrides})
-    return dataclasses.replace(hc, epochs=_epochs_at(config, fraction, hc.epochs_for(head)))
+    return dataclasses.replace(hc, epochs=epochs_at_fraction(hc.epochs_for(head), fraction,
+                                                             config.fraction_epoch_factor))
 
 
-def _epochs_at(config: RunConfig, fraction: float, epochs: int) -> int:
-    """Epochs at a label fraction: passes over fewer labelled videos, so more of them."""
-    return max(1, round(epochs * min(1.0 / fraction, config.fraction_epoch_factor)))
+def epochs_at_fraction(epochs: int, fraction: float, factor: float) -> int:
+    """Epochs at a label fraction: passes over fewer labelled videos, so more of them
+    (``min(1 / fraction, factor)`` times the full-label ``epochs``; RunConfig.fraction_epoch_factor)."""
+    return max(1, round(epochs * min(1.0 / fraction, factor)))
 
 
 def _heads_at(config: RunConfig, fraction: float, full: tuple[str, ...]) -> tuple[str, ...]:
@@ -1026,7 +1028,8 @@ def _finetune_rows(rec: _Recorder, tconf, variant: str, seed: int, graph, attach
     for fraction in sorted(labelled):
         fconf = FinetuneConfig(**fields)
         # Epochs are passes over the labelled videos: fewer labels, more passes (as the heads').
-        fconf = dataclasses.replace(fconf, epochs=_epochs_at(config, fraction, fconf.epochs))
+        fconf = dataclasses.replace(fconf, epochs=epochs_at_fraction(fconf.epochs, fraction,
+                                                                     config.fraction_epoch_factor))
         one(fraction, fconf, sdir / "model.pt", sdir / f"finetune-f{fraction:g}",
             f"{name}-finetune", "unsupervised", "default", pretrain_seconds, "finetune")
     full = max(labelled)  # the ablations read all the labels the run gives (1.0 by default)
@@ -1167,8 +1170,8 @@ def artifact_config(data: str | None = None, smoke: bool = False, num_seeds: int
     # The paper-exact ablation pre-trains and fine-tunes a 1152-wide encoder: ~18x the arithmetic
     # of the 128-wide one per step (finetune.paper_config), far beyond the artifact's 20-minute
     # budget on 2 CPU cores at 14k videos, so the full artifact runs the random-init ablation
-    # only; smoke runs keep both (the code path stays tested), and
-    # `vidsage run --protocol finetune --finetune-ablations paper-exact` runs it on demand.
+    # only; smoke runs keep both (the code path stays tested), and paper_exact_run names the
+    # command that runs it on demand beside this run (Table 2 then shows its rows).
     # Two worker processes: the units side by side fill both cores of the 2-core machine the
     # 20-minute budget is measured on (vidsage_core.workers).
     fields = {"heads": ("logistic", "hinge", "moe"), "protocol": "both",

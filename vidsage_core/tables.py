@@ -303,7 +303,12 @@ def _select(rows: Sequence[dict], variant: str, head: str,
     out = [r for r in rows if r.get("variant") in variants and r.get("head") == head]
     if object_source is not ...:
         out = [r for r in out if r.get("object_source") == object_source]
-    return [r for r in out if all(row_field(r, k) == v for k, v in where.items())]
+    return [r for r in out if _matches(r, where)]
+
+
+def _matches(row: Mapping[str, Any], where: Mapping[str, Any]) -> bool:
+    """Whether every :func:`row_field` of ``row`` named in ``where`` has that value."""
+    return all(row_field(row, k) == v for k, v in where.items())
 
 
 def aggregate(rows: Sequence[dict], metric: str, scale: float = 100.0) -> tuple[float, float, int]:
@@ -405,7 +410,7 @@ def _ours_rows(rows: Sequence[dict], metrics: Sequence[tuple[str, str]], synthet
     for variant in variants:
         for source in _object_sources(rows, variant) or [None]:
             heads = sorted({r.get("head") for r in rows if r.get("variant") == variant
-                            and all(row_field(r, k) == v for k, v in where.items())})
+                            and _matches(r, where)})
             for head in [h for h in _HEAD_ORDER if h in heads] + \
                     [h for h in heads if h not in _HEAD_ORDER] or ["logistic"]:
                 sel = _select(rows, variant, head, source, **where)
@@ -455,11 +460,9 @@ def table2(run_dir: str | Path, frame_run_dir: str | Path | None = None,
     frame = load_run_metrics(frame_run_dir) if frame_run_dir is not None else None
     paper_exact_where = {**FINETUNED, "preset": "paper-exact"}
     exact_rows: list[dict] = []
-    if paper_exact_run_dir is not None and not any(
-            all(row_field(r, k) == v for k, v in paper_exact_where.items()) for r in rows):
+    if paper_exact_run_dir is not None and not any(_matches(r, paper_exact_where) for r in rows):
         exact = load_run_metrics(paper_exact_run_dir)
-        exact_rows = [r for r in exact["rows"]
-                      if all(row_field(r, k) == v for k, v in paper_exact_where.items())]
+        exact_rows = [r for r in exact["rows"] if _matches(r, paper_exact_where)]
     synthetic = bool(prov.get("synthetic"))
     paper = pd.DataFrame(PAPER_TABLE2)
 
