@@ -178,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     log = out / "finetune_search.jsonl"
 
     def emit(row: dict) -> None:
+        row = {"data": paths.relative(args.data), **row}  # which videos, as head_search's rows say
         with log.open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
