@@ -64,7 +64,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     s.add_argument("--scale-steps", type=int, default=None, help="timed training steps (default: ScaleConfig)")
     s.add_argument("--scale-json", default=None, metavar="PATH",
                    help="re-render the scale rows from a saved results/scale/scale-N.json instead of running")
-    s.add_argument("--keep-work", action="store_true", help="keep the scale features / embeddings memmaps")
+    s.add_argument("--keep-work", action="store_true",
+                   help="keep the scale TFRecords, stores and embeddings (a later run of the same size reuses "
+                        "the TFRecords)")
+    s.add_argument("--ddp-procs", type=int, default=2, help="torchrun ranks over the run's store afterwards (0: skip)")
+    s.add_argument("--peer-tree", default=None, metavar="DIR",
+                   help="a checkout of the commit with the former private training loop (git worktree add DIR "
+                        "59e28ae): its steps are timed on the same store and graph as the product's")
     args = p.parse_args(argv)
     only = [x.strip() for item in (args.only or []) for x in item.split(",") if x.strip()]
     bad = sorted(set(only) - set(GROUPS))
@@ -249,11 +255,12 @@ def run_scale_group(args: argparse.Namespace, tmp: Path, out_dir: Path) -> list[
 
     from benchmarks.scale import ScaleConfig, run_scale, scale_rows
 
-    cfg = ScaleConfig(num_videos=args.num_videos, seed=args.seed, device=args.device, keep_work=args.keep_work)
+    cfg = ScaleConfig(num_videos=args.num_videos, seed=args.seed, device=args.device, keep_work=args.keep_work,
+                      ddp_procs=args.ddp_procs, peer_tree=args.peer_tree)
     if args.quick:
         cfg = dataclasses.replace(cfg, num_videos=2000, rgb_dim=48, audio_dim=16, block=512, videos_per_shard=256,
                                   train_steps=1, warmup_steps=1, hidden_dim=32, out_dim=32, head_sample=500,
-                                  work_dir=str(tmp / "scale"), keep_work=False)
+                                  work_dir=str(tmp / "scale"), keep_work=False, peer_tree=None)
     if args.scale_steps is not None:
         cfg = dataclasses.replace(cfg, train_steps=args.scale_steps)
     out_json = out_dir / "scale" / f"scale-{cfg.num_videos}.json"

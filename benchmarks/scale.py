@@ -86,6 +86,12 @@ class ScaleConfig:
     ram_budget_gib: float = TARGET_RAM_GIB
     work_dir: str | None = None  # default results/cache/scale-<N> (git-ignored)
     keep_work: bool = False  # keep the TFRecords, stores and embeddings afterwards
+    # After the run, `torchrun --nproc_per_node ddp_procs -m vidsage_core.train` over the same store
+    # and graph for the same steps (gloo on CPU, cores / ddp_procs threads per rank); 0: skip.
+    ddp_procs: int = 2
+    # A checkout of PEER_COMMIT (`git worktree add DIR 59e28ae`): its private training loop runs the
+    # same steps on the same store and graph, the per-step peer of the product's trainer. None: skip.
+    peer_tree: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,7 +158,9 @@ def write_synthetic_tfrecords(directory: str | Path, config: ScaleConfig, progre
     Row ``i``: topic ``c ~ Zipf``, latent ``z = centre[c] + N(0, I_latent)``,
     ``x = z @ P + noise * N(0, I_1152)`` (``P`` a fixed random lift; columns 0-1023 are "rgb",
     1024-1151 "audio"), label = the topic's class. Block ``b`` draws from
-    ``default_rng([seed, 1, b])``, so the data depends only on the config.
+    ``default_rng([seed, 1, b])``, so the data depends only on the config: a directory whose
+    ``manifest.json`` records the same data fields and whose shards all exist is reused as it is
+    (``--keep-work``: writing 4M videos takes ~25 min on a 2-core CPU).
 
     Returns:
         The shard paths, in order.
@@ -171,6 +179,12 @@ def write_synthetic_tfrecords(directory: str | Path, config: ScaleConfig, progre
     centres = (g.standard_normal((config.num_topics, config.latent_dim)) * config.centre_scale).astype(np.float32)
     lift = (g.standard_normal((config.latent_dim, d)) / math.sqrt(config.latent_dim)).astype(np.float32)
     topic_class = g.permutation(config.num_classes)[np.arange(config.num_topics) % config.num_classes]
+    made = written_tfrecords(directory, config)
+    if made is not None:  # deterministic in the config: the same bytes again
+        return [directory / name for name in made["shards"]]
+    manifest = directory / "manifest.json"
+    manifest.unlink(missing_ok=True)
+    t0 = time.perf_counter()
     shards: list[Path] = []
     per = config.videos_per_shard
     block = max(per, config.block // per * per)  # whole shards per generated block
@@ -187,7 +201,26 @@ def write_synthetic_tfrecords(directory: str | Path, config: ScaleConfig, progre
             write_video_level_tfrecord(path, [f"syn{i:08d}" for i in range(t, u)], x[rows, :config.rgb_dim],
                                        x[rows, config.rgb_dim:], [[int(c)] for c in topic_class[topic[rows]]])
             shards.append(path)
+    manifest.write_text(json.dumps({"data": _data_fields(config), "shards": [p.name for p in shards],
+                                    "seconds": time.perf_counter() - t0}, indent=1))
     return shards
+
+
+def written_tfrecords(directory: Path, config: ScaleConfig) -> dict[str, Any] | None:
+    """The manifest of ``directory``'s TFRecords if they are this config's data and all exist."""
+    manifest = Path(directory) / "manifest.json"
+    if not manifest.exists():
+        return None
+    made = json.loads(manifest.read_text())
+    ok = made.get("data") == _data_fields(config) and all((Path(directory) / f).exists() for f in made["shards"])
+    return made if ok else None
+
+
+def _data_fields(config: ScaleConfig) -> dict[str, Any]:
+    """The ScaleConfig fields that determine the synthetic TFRecords' bytes."""
+    keep = ("num_videos", "rgb_dim", "audio_dim", "num_classes", "seed", "block", "videos_per_shard",
+            "num_topics", "latent_dim", "centre_scale", "noise")
+    return {k: getattr(config, k) for k in keep}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,9 +304,12 @@ def run_scale(config: ScaleConfig = ScaleConfig(), progress: bool = True, out_js
 
     try:
         on_stage("features")
+        before = written_tfrecords(work / "tfrecords", config)
         shards = write_synthetic_tfrecords(work / "tfrecords", config, progress)
         result["stages"]["features"] = {"shards": len(shards),
                                         "gib_on_disk": sum(p.stat().st_size for p in shards) / GIB}
+        if before is not None:  # kept from an earlier run (--keep-work): its writing time is recorded
+            result["stages"]["features"].update(reused=True, written_seconds=before["seconds"])
         metrics = run_streamed(rc, progress=progress, on_stage=on_stage)
         result["stages"]["train"].update(train_record(work / "run" / "lite" / f"seed{config.seed}", config))
         head = metrics["rows"][0] if metrics["rows"] else {}
@@ -282,6 +318,16 @@ def run_scale(config: ScaleConfig = ScaleConfig(), progress: bool = True, out_js
         result["stages"]["graph"].update(metrics["provenance"].get("lite_graph", {}))
         result["stages"]["read"].update(split=metrics["provenance"]["split"],
                                         skipped=metrics["provenance"]["skipped"])
+        after: dict[str, dict[str, Any]] = {}  # a stage's record exists once the next one starts
+        if config.ddp_procs > 1:
+            on_stage("ddp")
+            after["ddp"] = ddp_steps(work, config)
+        if config.peer_tree:
+            on_stage("peer_train")
+            after["peer_train"] = peer_steps(work, config)
+        on_stage("done")
+        for name, record in after.items():
+            result["stages"][name].update(record)
         result["status"] = "ok"
         if n < YT8M_SIZE:
             result["extrapolated_to_4M"] = extrapolate(result, YT8M_SIZE)
@@ -300,6 +346,89 @@ def run_scale(config: ScaleConfig = ScaleConfig(), progress: bool = True, out_js
     log(f"[scale N={n:,}] done in {result['total_seconds']:.0f} s; peak RSS {result['peak']['peak_rss_gib']:.2f} GiB; "
         f"wrote {out_json}")
     return result
+
+
+def _train_flags(config: ScaleConfig) -> list[str]:
+    """``python -m vidsage_core.train`` flags of the run's TrainConfig overrides (run_config)."""
+    return ["--max-steps", str(config.warmup_steps + config.train_steps), "--epochs", "1",
+            "--hidden-dim", str(config.hidden_dim), "--out-dim", str(config.out_dim),
+            "--batch-size", str(config.batch_size), "--fanouts", *map(str, config.fanouts),
+            "--lr", str(config.lr), "--seed", str(config.seed), "--checkpoint-every", str(10**9)]
+
+
+def ddp_steps(work: Path, config: ScaleConfig) -> dict[str, Any]:
+    """``torchrun --standalone --nproc_per_node P -m vidsage_core.train`` over the run's own store
+    and graph (the documented multi-process path; gloo on CPU), ``warmup + train`` steps.
+
+    Each rank memory-maps the one float16 store and loads the graph; ``batch_size`` anchors per
+    rank, so a step trains on ``P x batch_size`` anchors. Returns the step times (rank 0's
+    ``history.json``), the command, and the largest rank's peak RSS (``RUSAGE_CHILDREN``).
+    """
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    out = work / "ddp"
+    shutil.rmtree(out, ignore_errors=True)
+    procs = config.ddp_procs
+    threads = max(1, (os.cpu_count() or 1) // procs)
+    args = ["--standalone", f"--nproc_per_node={procs}", "-m", "vidsage_core.train",
+            "--features", str(work / "run" / "store" / "trainval" / "features.npy"),
+            "--graph", str(work / "run" / "lite" / "graph.pt"), "--out", str(out),
+            *_train_flags(config), "--device", "cpu", "--no-embed", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", *args], check=True, env=env)
+    seconds = time.perf_counter() - t0
+    rec = train_record(out, config)
+    return {**{k: rec[k] for k in ("steps_run", "steps_timed", "step_seconds", "step_s_median",
+                                   "subgraph_nodes_median", "loss_first", "loss_last")},
+            "procs": procs, "threads_per_rank": threads, "backend": "gloo",
+            "anchors_per_step": procs * config.batch_size, "process_seconds": seconds,
+            "largest_rank_peak_rss_gib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / GIB,
+            "command": "torchrun " + " ".join(a if not a.startswith(str(work)) else
+                                              "<work>" + a[len(str(work)):] for a in args)}
+
+
+#: The commit whose benchmarks/scale.py held the private training loop (``train_on_memmap``) that
+#: measured the 4M rows before the product's trainer read stores: the per-step peer.
+PEER_COMMIT = "59e28ae"
+
+# Run in a subprocess whose working directory is a checkout of PEER_COMMIT, so that it imports
+# that commit's benchmarks and vidsage_core (this module defines no training loop of its own).
+_PEER_SCRIPT = """
+import json, sys, time
+import numpy as np
+from benchmarks.scale import ScaleConfig, train_on_memmap
+from vidsage_core.graph import VideoGraph
+work, steps, warmup = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+feats = np.load(work + "/run/store/trainval/features.npy", mmap_mode="r")
+graph = VideoGraph.load(work + "/run/lite/graph.pt")
+cfg = ScaleConfig(num_videos=feats.shape[0], train_steps=steps, warmup_steps=warmup)
+out = train_on_memmap(feats, graph, cfg, "cpu")
+out.pop("_model")
+print("PEER " + json.dumps(out))
+"""
+
+
+def peer_steps(work: Path, config: ScaleConfig) -> dict[str, Any]:
+    """The former private loop (``PEER_COMMIT``'s ``train_on_memmap``: same model, sampler,
+    negatives and batch) for the same steps on the run's own store and graph, in a subprocess
+    run from ``config.peer_tree``."""
+    import subprocess
+    import sys
+
+    tree = Path(config.peer_tree)
+    if not (tree / "benchmarks" / "scale.py").exists():
+        raise FileNotFoundError(f"--peer-tree {tree}: not a checkout (git worktree add {tree} {PEER_COMMIT})")
+    done = subprocess.run([sys.executable, "-c", _PEER_SCRIPT, str(work.resolve()), str(config.train_steps),
+                           str(config.warmup_steps)], cwd=tree, check=True, capture_output=True, text=True)
+    line = next(x for x in done.stdout.splitlines() if x.startswith("PEER "))
+    out = json.loads(line[5:])
+    return {"step_s_median": out["median"]["step_s"], "median": out["median"], "steps_timed": out["steps_timed"],
+            "loss_first": out["loss_first"], "loss_last": out["loss_last"],
+            "loop": f"benchmarks.scale.train_on_memmap at commit {PEER_COMMIT}"}
 
 
 def _portable(path: Path) -> str:
@@ -471,6 +600,38 @@ def scale_rows(result: dict[str, Any], source: str = "") -> list[Row]:
                         notes=(f"EXTRAPOLATED: {tr['steps_timed']} timed steps (after {tr['warmup_steps']} warm-up), "
                                f"epoch = {tr['steps_per_epoch']:,} steps x median step time (from the trainer's "
                                "history.json)." + src + ex_note), **common))
+    if "step_s_median" in st.get("peer_train", {}) and "step_s_median" in st.get("train", {}):
+        tr, pe = st["train"], st["peer_train"]
+        ours, peer = tr["step_s_median"], pe["step_s_median"]
+        rows.append(Row(name="training step time: the product's trainer vs the former private loop",
+                        metric="s per step (median)", higher_is_better=False,
+                        ours_label="vidsage_core.train.train (rows read per step from the float16 store)",
+                        peer_label=pe["loop"] + " (same store, graph, machine and run)", ours=ours, peer=peer,
+                        repeats=tr["steps_timed"], ours_mem_mb=tr.get("peak_rss_gib", 0.0) * 1024,
+                        peer_mem_mb=None, target="per-step time within +10 % of the former private loop",
+                        target_met=ours <= 1.10 * peer,
+                        extra={"ours_step_seconds": tr.get("step_seconds"), "peer_median": pe.get("median"),
+                               "ours_subgraph_nodes_median": tr.get("subgraph_nodes_median")},
+                        notes=(f"both after {tr['warmup_steps']} untimed warm-up step; the same batch size, "
+                               f"fan-outs {tr['fanouts']}, model width and negatives." + src), **common))
+    if "step_s_median" in st.get("ddp", {}) and "step_s_median" in st.get("train", {}):
+        dd, tr = st["ddp"], st["train"]
+        ours = dd["anchors_per_step"] / dd["step_s_median"]
+        peer = tr["batch_size"] / tr["step_s_median"]
+        rows.append(Row(name=f"{dd['procs']}-process torchrun (DDP, gloo) over the same store",
+                        metric="anchor videos/s", higher_is_better=True,
+                        ours_label=f"{dd['command']} ({dd['threads_per_rank']} thread(s) per rank)",
+                        peer_label="the same trainer in one process (the run's train stage)", ours=ours, peer=peer,
+                        repeats=dd["steps_timed"], ours_mem_mb=dd["largest_rank_peak_rss_gib"] * 1024,
+                        peer_mem_mb=tr.get("peak_rss_gib", 0.0) * 1024,
+                        target="runs over the store with identical parameters on every rank (tests/test_ddp.py)",
+                        target_met=None,
+                        extra={k: dd.get(k) for k in ("step_seconds", "step_s_median", "anchors_per_step",
+                                                      "process_seconds", "largest_rank_peak_rss_gib",
+                                                      "loss_first", "loss_last")},
+                        notes=(f"{dd['procs']} ranks x {dd['anchors_per_step'] // dd['procs']} anchors per step; "
+                               "memory is the largest rank's peak RSS (each rank maps the store and loads "
+                               "the graph)." + src), **common))
     if "embed" in st and "seconds" in st["embed"]:
         em = st["embed"]
         nodes = int(st.get("graph", {}).get("num_nodes", 0) or st.get("train", {}).get("num_nodes", 0))
@@ -495,9 +656,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", default=None, help="TFRecords, stores and embeddings (default results/cache)")
     parser.add_argument("--keep-work", action="store_true")
     parser.add_argument("--out-json", default=None)
+    parser.add_argument("--ddp-procs", type=int, default=ScaleConfig.ddp_procs,
+                        help="torchrun ranks over the same store afterwards (0: skip)")
+    parser.add_argument("--peer-tree", default=None, metavar="DIR",
+                        help=f"a checkout of {PEER_COMMIT} (git worktree add DIR {PEER_COMMIT}): time its private "
+                             "training loop on the same store and graph")
     args = parser.parse_args(argv)
     cfg = ScaleConfig(num_videos=args.num_videos, train_steps=args.steps, device=args.device, work_dir=args.work_dir,
-                      keep_work=args.keep_work)
+                      keep_work=args.keep_work, ddp_procs=args.ddp_procs, peer_tree=args.peer_tree)
     run_scale(cfg, out_json=args.out_json)
     return 0
 

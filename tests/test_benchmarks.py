@@ -77,6 +77,45 @@ def test_quick_harness_writes_every_group(tmp_path):
     after = [r for r in json.loads(out.with_suffix(".json").read_text())["rows"] if r["group"] == "scale"]
     assert [(r["name"], r["ours"]) for r in after] == [(r["name"], r["ours"]) for r in before]
     assert all("--num-videos 2000" in r["command"] for r in after)
+    # torchrun's two gloo ranks trained over the run's own store (anchors of both ranks per step).
+    ddp = next(r for r in before if "torchrun" in r["name"])
+    assert ddp["ours"] > 0 and ddp["peer"] > 0 and ddp["extra"]["anchors_per_step"] == 2 * 512
+    assert "-m vidsage_core.train --features <work>/run/store/trainval/features.npy" in ddp["ours_label"]
+
+
+def test_scale_tfrecords_are_reused_only_for_the_same_data(tmp_path):
+    import dataclasses
+
+    from benchmarks.scale import ScaleConfig, write_synthetic_tfrecords, written_tfrecords
+
+    cfg = ScaleConfig(num_videos=600, rgb_dim=8, audio_dim=4, num_classes=20, block=256, videos_per_shard=128,
+                      num_topics=5, latent_dim=4)
+    shards = write_synthetic_tfrecords(tmp_path, cfg)
+    assert len(shards) == 5  # ceil(600 / 128)
+    stamps = [p.stat().st_mtime_ns for p in shards]
+    assert written_tfrecords(tmp_path, cfg)["shards"] == [p.name for p in shards]
+    assert write_synthetic_tfrecords(tmp_path, cfg) == shards
+    assert [p.stat().st_mtime_ns for p in shards] == stamps  # not written again
+    assert written_tfrecords(tmp_path, dataclasses.replace(cfg, noise=0.5)) is None  # other data
+    assert written_tfrecords(tmp_path, dataclasses.replace(cfg, train_steps=9)) is not None  # same data
+    shards[3].unlink()
+    assert written_tfrecords(tmp_path, cfg) is None
+
+
+def test_scale_step_row_compares_the_trainer_with_the_former_loop_on_the_same_run():
+    from benchmarks.scale import PEER_COMMIT, scale_rows
+
+    train = {"seconds": 60.0, "peak_rss_gib": 3.0, "step_s_median": 11.0, "step_seconds": [14.0, 11.0, 10.5, 12.0],
+             "steps_timed": 3, "warmup_steps": 1, "fanouts": [25, 10], "batch_size": 512, "subgraph_nodes_median": 9,
+             "steps_per_epoch": 10, "epoch_s_extrapolated": 110.0}
+    peer = {"seconds": 50.0, "step_s_median": 10.0, "steps_timed": 3, "loop": f"train_on_memmap at {PEER_COMMIT}"}
+    result = {"config": {"num_videos": 4_000_000}, "stages": {"train": train, "peer_train": peer}, "status": "ok",
+              "peak": {"peak_rss_gib": 3.0}}
+    row = next(r for r in scale_rows(result) if "former private loop" in r.name)
+    assert (row.ours, row.peer, row.ratio) == (11.0, 10.0, pytest.approx(10.0 / 11.0))
+    assert row.target_met is True  # 10 % slower is within the target
+    result["stages"]["train"] = dict(train, step_s_median=11.5)
+    assert next(r for r in scale_rows(result) if "former private loop" in r.name).target_met is False
 
 
 def test_knn_rows_compare_sides_too_slow_to_run_on_the_same_sampled_queries():
