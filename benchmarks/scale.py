@@ -344,7 +344,7 @@ def run_scale(config: ScaleConfig = ScaleConfig(), progress: bool = True, out_js
         if not config.keep_work:
             shutil.rmtree(work, ignore_errors=True)
     log(f"[scale N={n:,}] done in {result['total_seconds']:.0f} s; peak RSS {result['peak']['peak_rss_gib']:.2f} GiB; "
-        f"wrote {out_json}")
+        f"wrote {_portable(out_json)}")
     return result
 
 
