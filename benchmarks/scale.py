@@ -35,7 +35,11 @@ import dataclasses
 import gc
 import json
 import math
+import os
+import resource
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -349,11 +353,13 @@ def run_scale(config: ScaleConfig = ScaleConfig(), progress: bool = True, out_js
 
 
 def _train_flags(config: ScaleConfig) -> list[str]:
-    """``python -m vidsage_core.train`` flags of the run's TrainConfig overrides (run_config)."""
-    return ["--max-steps", str(config.warmup_steps + config.train_steps), "--epochs", "1",
-            "--hidden-dim", str(config.hidden_dim), "--out-dim", str(config.out_dim),
-            "--batch-size", str(config.batch_size), "--fanouts", *map(str, config.fanouts),
-            "--lr", str(config.lr), "--seed", str(config.seed), "--checkpoint-every", str(10**9)]
+    """``python -m vidsage_core.train`` flags of the run's TrainConfig overrides (run_config's, so
+    the ranks train exactly what the run's train stage did)."""
+    fields = {**run_config(config, "", "", "cpu").train_overrides, "seed": config.seed}
+    flags: list[str] = []
+    for key, value in fields.items():
+        flags += [f"--{key.replace('_', '-')}", *map(str, value if isinstance(value, tuple) else (value,))]
+    return flags
 
 
 def ddp_steps(work: Path, config: ScaleConfig) -> dict[str, Any]:
@@ -364,11 +370,6 @@ def ddp_steps(work: Path, config: ScaleConfig) -> dict[str, Any]:
     rank, so a step trains on ``P x batch_size`` anchors. Returns the step times (rank 0's
     ``history.json``), the command, and the largest rank's peak RSS (``RUSAGE_CHILDREN``).
     """
-    import os
-    import resource
-    import subprocess
-    import sys
-
     out = work / "ddp"
     shutil.rmtree(out, ignore_errors=True)
     procs = config.ddp_procs
@@ -416,9 +417,6 @@ def peer_steps(work: Path, config: ScaleConfig) -> dict[str, Any]:
     """The former private loop (``PEER_COMMIT``'s ``train_on_memmap``: same model, sampler,
     negatives and batch) for the same steps on the run's own store and graph, in a subprocess
     run from ``config.peer_tree``."""
-    import subprocess
-    import sys
-
     tree = Path(config.peer_tree)
     if not (tree / "benchmarks" / "scale.py").exists():
         raise FileNotFoundError(f"--peer-tree {tree}: not a checkout (git worktree add {tree} {PEER_COMMIT})")
