@@ -611,7 +611,9 @@ def scale_rows(result: dict[str, Any], source: str = "") -> list[Row]:
                         extra={"ours_step_seconds": tr.get("step_seconds"), "peer_median": pe.get("median"),
                                "ours_subgraph_nodes_median": tr.get("subgraph_nodes_median")},
                         notes=(f"both after {tr['warmup_steps']} untimed warm-up step; the same batch size, "
-                               f"fan-outs {tr['fanouts']}, model width and negatives." + src), **common))
+                               f"fan-outs {tr['fanouts']}, model width and negatives (the former loop keeps "
+                               f"{PEER_COMMIT}'s final ReLU, one elementwise op on the output rows); the former "
+                               f"loop runs in a fresh process after the run." + src), **common))
     if "step_s_median" in st.get("ddp", {}) and "step_s_median" in st.get("train", {}):
         dd, tr = st["ddp"], st["train"]
         ours = dd["anchors_per_step"] / dd["step_s_median"]

@@ -5,6 +5,7 @@ Synthetic data only (labelled so): 8 Gaussian clusters on the unit sphere, a kNN
 
 from __future__ import annotations
 
+import argparse
 import json
 import signal
 
@@ -16,7 +17,8 @@ from vidsage_core.graph import build_graph, lite_graph
 from vidsage_core.model import build_model
 from vidsage_core.embed import closure_subgraph, embed, embed_nodes, in_csr
 from vidsage_core.store import open_store
-from vidsage_core.train import TrainConfig, load_model, lr_factor, main, train
+from vidsage_core.train import (TrainConfig, add_train_arguments, config_from_args, load_model, lr_factor, main,
+                                train)
 
 
 def synthetic_clusters(n: int = 120, d: int = 16, clusters: int = 6, seed: int = 0):
@@ -203,6 +205,19 @@ def test_cli_trains_and_writes_embeddings(tmp_path, capsys):
     conf = json.loads((out / "config.json").read_text())["config"]
     assert conf["fanouts"] == [5, 3] and conf["full_graph"] is False
     assert "trained 4 steps" in capsys.readouterr().out
+
+
+def test_cli_defaults_are_train_config_defaults():
+    # A bare command line (as torchrun ranks get it) must train exactly what TrainConfig() and
+    # `vidsage run` train; the boolean flags once defaulted to the paper's final ReLU instead.
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    required = ["--features", "x.npy", "--graph", "g.pt", "--out", "run"]
+    assert config_from_args(parser.parse_args(required)) == TrainConfig()
+    flipped = config_from_args(parser.parse_args(required + ["--final-activation", "--no-share-weights",
+                                                             "--no-amp"]))
+    assert (flipped.final_activation, flipped.share_weights, flipped.amp) == (True, False, False)
+    assert flipped == TrainConfig(final_activation=True, share_weights=False, amp=False)
 
 
 def test_cli_help_mentions_torchrun(capsys):

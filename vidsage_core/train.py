@@ -840,8 +840,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                     help="negatives ~ degree^0.75 (GraphSAGE) or uniform")
     hp.add_argument("--walk-length", type=int, default=d.walk_length, help="positives: random-walk length")
     hp.add_argument("--heads", type=int, default=d.heads, help="attention heads (gat)")
-    hp.add_argument("--no-share-weights", action="store_true", help="vidsage: separate weights per layer")
-    hp.add_argument("--no-final-activation", action="store_true", help="no ReLU on the last layer")
+    # Booleans as --x / --no-x with TrainConfig's default, so a bare command line trains what
+    # TrainConfig() (and `vidsage run`) trains.
+    hp.add_argument("--share-weights", action=argparse.BooleanOptionalAction, default=d.share_weights,
+                    help="vidsage: W1/W2 shared across the two layers (paper)")
+    hp.add_argument("--final-activation", action=argparse.BooleanOptionalAction, default=d.final_activation,
+                    help="ReLU on the last layer (paper: on; default off, see deviations.DEVIATIONS)")
     hp.add_argument("--margin", type=float, default=d.margin, help="triplet loss margin")
     hp.add_argument("--temperature", type=float, default=d.temperature)
     hp.add_argument("--full-graph", choices=("auto", "true", "false"), default="auto",
@@ -849,7 +853,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     rt = parser.add_argument_group("runtime")
     rt.add_argument("--seed", type=int, default=d.seed)
     rt.add_argument("--device", default=d.device, help="auto, cpu, cuda")
-    rt.add_argument("--no-amp", action="store_true", help="disable autocast on CUDA")
+    rt.add_argument("--amp", action=argparse.BooleanOptionalAction, default=d.amp,
+                    help="autocast on CUDA (ignored on CPU)")
     rt.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="steps")
     rt.add_argument("--num-workers", type=int, default=d.num_workers, help="batch-preparing processes")
 
@@ -862,8 +867,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                        weight_decay=args.weight_decay, dropout=args.dropout, num_negatives=args.num_negatives,
                        walk_length=args.walk_length, margin=args.margin, temperature=args.temperature,
                        negative_distribution=args.negative_distribution, heads=args.heads,
-                       share_weights=not args.no_share_weights, final_activation=not args.no_final_activation,
-                       seed=args.seed, device=args.device, amp=not args.no_amp,
+                       share_weights=args.share_weights, final_activation=args.final_activation,
+                       seed=args.seed, device=args.device, amp=args.amp,
                        checkpoint_every=args.checkpoint_every, full_graph=full, num_workers=args.num_workers,
                        max_steps=args.max_steps)
 
