@@ -845,7 +845,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     hp.add_argument("--share-weights", action=argparse.BooleanOptionalAction, default=d.share_weights,
                     help="vidsage: W1/W2 shared across the two layers (paper)")
     hp.add_argument("--final-activation", action=argparse.BooleanOptionalAction, default=d.final_activation,
-                    help="ReLU on the last layer (paper: on; default off, see deviations.DEVIATIONS)")
+                    help="ReLU on the last layer (paper: on; off here, see deviations.DEVIATIONS)")
     hp.add_argument("--margin", type=float, default=d.margin, help="triplet loss margin")
     hp.add_argument("--temperature", type=float, default=d.temperature)
     hp.add_argument("--full-graph", choices=("auto", "true", "false"), default="auto",
