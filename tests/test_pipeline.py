@@ -8,6 +8,8 @@ import pytest
 
 from vidsage_core import paths, pipeline
 from vidsage_core.data import make_synthetic, write_synthetic_frame_level
+from vidsage_core.precision import resolve_precision
+from vidsage_core.utils import load_json
 
 TINY_TRAIN = {"epochs": 1, "hidden_dim": 32, "out_dim": 32, "batch_size": 64}
 TINY_HEAD = {"epochs": 2}
@@ -287,6 +289,11 @@ def test_protocol_both_writes_probe_finetune_ablation_and_baseline_rows(both_run
     for v in ("lite", "vidsage"):
         assert (pipeline.Path(config.out) / v / "seed0" / "model.pt").exists()
         assert (pipeline.Path(config.out) / v / "seed0" / "finetune-f0.5" / "model.pt").exists()
+    # The run's precision ("auto": bf16 products where the CPU has them) reaches fine-tuning.
+    resolved = resolve_precision(config.precision, "cpu")
+    assert prov["precision"] == resolved
+    saved = load_json(pipeline.Path(config.out) / "lite" / "seed0" / "finetune-f1" / "config.json")
+    assert saved["resolved"]["precision"] == resolved
 
 
 def test_permuting_the_test_labels_changes_no_prediction(both_run, tmp_path, monkeypatch):

@@ -51,6 +51,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from vidsage_core.metrics import all_metrics
+from vidsage_core.precision import resolve_precision, use_bf16_products
 from vidsage_core.store import gather_rows
 from vidsage_core.utils import resolve_device
 
@@ -132,6 +133,9 @@ class HeadConfig:
     max_frames: int = 300  # frames read per video (YouTube-8M videos have <= 300 at 1 fps)
     seed: int = 0  # initialisation, shuffling and frame sampling
     device: str = "auto"  # "auto" -> cuda when present, else cpu
+    # Matrix products of the dense layers: "fp32", "bf16" (fp32 weights, bf16 products) or
+    # "auto" (bf16 on a CPU with native bf16); vidsage_core.precision has the measurements.
+    precision: str = "fp32"
 
     def epochs_for(self, head: str) -> int:
         """Epochs a head trains for: ``epochs`` when set, else its HEAD_EPOCHS entry."""
@@ -512,6 +516,8 @@ def fit_head(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = _build_model(body_name, inputs.dim, prior, config)
+    if resolve_precision(config.precision, device) == "bf16":
+        use_bf16_products(model)
     head = Head(name, model, classes, num_classes, config).to(device)
     # fused: one kernel per parameter for the whole Adam update instead of ~8 elementwise passes
     # (the update of a 1152 x 2777 weight cost ~25% of a logistic fit on CPU; same arithmetic).

@@ -67,6 +67,7 @@ from torch.nn import functional as F
 
 from vidsage_core import paths
 from vidsage_core.model import AGGREGATIONS, build_model, encode_subgraph, whole_graph_args
+from vidsage_core.precision import PRECISIONS, resolve_precision, use_bf16_products
 from vidsage_core.train import (TrainConfig, atomic_save, mix_seed, sample_subgraph, StopRequest, lr_factor,
                                 MODEL, CHECKPOINT)
 from vidsage_core.utils import resolve_device, save_json, seed_everything
@@ -127,11 +128,17 @@ class FinetuneConfig:
     # here (time); the sampled path is tested for exact resume.
     full_graph: bool | str = "auto"
     full_graph_max_nodes: int = 20_000
+    # Matrix products of the encoder's and classification layer's dense layers: "fp32", "bf16"
+    # (fp32 weights, bf16 products) or "auto" (bf16 on a CPU with native bf16). Val GAP fp32 vs
+    # bf16 with this config (LiteVidSage, seed 0): 0.64174 both, 31.6 s vs 21.3 s (precision.py).
+    precision: str = "fp32"
     checkpoint_every: int = 50  # steps between checkpoints (also written at epoch ends and on signals)
 
     def __post_init__(self) -> None:
         if self.aggr not in AGGREGATIONS:
             raise ValueError(f"FinetuneConfig.aggr={self.aggr!r}: expected one of {AGGREGATIONS}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"FinetuneConfig.precision={self.precision!r}: expected one of {PRECISIONS}")
         if self.full_graph not in (True, False, "auto"):
             raise ValueError(f"FinetuneConfig.full_graph={self.full_graph!r}: expected True, False or 'auto'")
         for name in ("epochs", "batch_size", "checkpoint_every"):
@@ -389,6 +396,9 @@ def finetune(x_trainval: np.ndarray, graph, y_trainval: Any, labelled: np.ndarra
     if init_blob is not None:
         encoder.load_state_dict(init_blob["model"])
     model = FinetuneModel(encoder, d, int(enc_kwargs["out_dim"]), prior, config.skip).to(device)
+    precision = resolve_precision(config.precision, device)
+    if precision == "bf16":
+        use_bf16_products(model)
 
     if not config.edge_weights:
         graph = _unit_weights(graph)
@@ -424,7 +434,7 @@ def finetune(x_trainval: np.ndarray, graph, y_trainval: Any, labelled: np.ndarra
         y_val = _labels(val[1], len(x_val), "val labels")
         val_edges = scorer.edges(x_val, attach.get("objects_val"))
 
-    resolved = dict(device=device, full_graph=full, init=None if init is None else paths.relative(str(init)),
+    resolved = dict(device=device, precision=precision, full_graph=full, init=None if init is None else paths.relative(str(init)),
                     encoder_kwargs=enc_kwargs, num_nodes=n, num_edges=int(graph.edge_index.shape[1]),
                     num_labelled=int(labelled.size), num_classes_modelled=int(classes.size),
                     steps_per_epoch=steps_per_epoch, total_steps=total_steps,

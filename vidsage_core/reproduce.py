@@ -102,8 +102,12 @@ def _machine() -> str:
                    Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    from vidsage_core.precision import cpu_has_native_bf16
+
+    # Whether the run's heads and fine-tuning could use bf16 products (RunConfig.precision "auto").
+    bf16 = "native bf16 products" if cpu_has_native_bf16() else "no native bf16 (fp32 products)"
     return (f"{cpu}, {os.cpu_count()} logical cores, "
-            f"{psutil.virtual_memory().total / 2**30:.1f} GiB RAM")
+            f"{psutil.virtual_memory().total / 2**30:.1f} GiB RAM, {bf16}")
 
 
 def timing_line(results_dir: Path) -> str | None:
