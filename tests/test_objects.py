@@ -263,3 +263,21 @@ def test_other_sources_round_trip_and_unknown_types_are_refused(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps({"type": "os.system", "params": {}}))
     with pytest.raises(ValueError, match="unknown object source type 'os.system'"):
         load_object_source(tmp_path / "c.json")
+
+
+def test_codebook_kmeans_is_faiss_kmeans_without_its_stderr_warning(capfd):
+    # Few points per centroid (as on the 1,125-video stand-ins): FAISS would print a warning on
+    # every fit; _kmeans must give exactly FAISS's centroids and print nothing.
+    import faiss
+
+    from vidsage_core.objects import _kmeans
+
+    x = np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    capfd.readouterr()
+    ours = _kmeans(x, 32, seed=0, niter=20, what="test")
+    assert capfd.readouterr().err == ""
+    km = faiss.Kmeans(16, 32, niter=20, seed=0, spherical=True, verbose=False, max_points_per_centroid=1 << 30)
+    km.train(x)
+    assert "WARNING clustering 300 points" in capfd.readouterr().err
+    np.testing.assert_array_equal(ours, km.centroids)
