@@ -34,6 +34,7 @@ import numpy as np
 
 from vidsage_core import paths
 from vidsage_core.finetune import FinetuneConfig, finetune, paper_config
+from vidsage_core.precision import PRECISIONS
 
 # Named points of the search, each as measured; fields override FinetuneConfig() (paper:
 # finetune.paper_config). Rounds 1-3 ran before dropout 0.2 became the default, hence "dropout".
@@ -55,12 +56,13 @@ CONFIGS: dict[str, dict] = {
     "noskip": {"skip": False, "dropout": 0.5},
     "drop0.2": {"dropout": 0.2},
     "drop0": {"dropout": 0.0},
-    # Not run (time): the remaining axes of the issue's search.
-    "noweights": {"edge_weights": False},
-    "ep10": {"epochs": 10},
     # Fifth round (issue 14, cost): one epoch fewer at full labels; with --fractions, the epoch
     # factor below full labels (RunConfig.fraction_epoch_factor) for fine-tuning.
     "ep4": {"epochs": 4},
+    # Sixth round (with --precision auto, after bf16 products made a run ~20 s): the remaining
+    # axes of the issue's search.
+    "noweights": {"edge_weights": False},
+    "ep10": {"epochs": 10},
     "sampled": {"full_graph": False},
 }
 
@@ -116,14 +118,14 @@ def setup(data: str, out: Path, split: str, variants: list[str], seeds: list[int
 
 
 def run_one(ctx: _Context, variant: str, seed: int, name: str, init: bool, device: str,
-            fraction: float = 1.0, factor: float = 1.0) -> dict:
+            fraction: float = 1.0, factor: float = 1.0, precision: str = "fp32") -> dict:
     """Fine-tune one configuration on the labelled subset at ``fraction`` and score it on the
     evaluation rows; below full labels the epochs grow by ``min(1/fraction, factor)``
     (``pipeline.epochs_at_fraction``, as ``vidsage run`` with ``RunConfig.fraction_epoch_factor``)."""
     from vidsage_core.metrics import gap
     from vidsage_core.pipeline import epochs_at_fraction, labelled_subset
 
-    fields = {**CONFIGS.get(name, {}), "seed": seed, "device": device}
+    fields = {**CONFIGS.get(name, {}), "seed": seed, "device": device, "precision": precision}
     config = paper_config(**{k: v for k, v in fields.items()}) if name == "paper" else FinetuneConfig(**fields)
     labelled = labelled_subset(ctx.order, fraction)
     config = dataclasses.replace(config, epochs=epochs_at_fraction(config.epochs, fraction, factor))
@@ -135,7 +137,8 @@ def run_one(ctx: _Context, variant: str, seed: int, name: str, init: bool, devic
                       ctx.attach[variant], config, run_dir, ckpt, val=val, progress=False)
     row = {"split": ctx.split, "variant": variant, "seed": seed, "config": name, "init": init,
            "fields": CONFIGS.get(name, {}), "label_fraction": fraction, "num_labelled": int(labelled.size),
-           "epochs": config.epochs, "gap": gap(result.scores_test, ctx.y_ev),
+           "epochs": config.epochs, "precision": result.config["resolved"]["precision"],
+           "gap": gap(result.scores_test, ctx.y_ev),
            "gap_by_epoch": [h.get("val_gap") for h in result.history],
            "loss_by_epoch": [round(h["loss"], 4) for h in result.history],
            "seconds": round(result.seconds, 1), "train_seconds": result.history[-1]["seconds"],
@@ -169,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fraction-factors", nargs="+", type=float, default=[3.0],
                    help="epoch factors below full labels (RunConfig.fraction_epoch_factor)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="FinetuneConfig.precision (vidsage run's default is auto; default: %(default)s)")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -190,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.configs:
                 inits = [False] if args.no_init else ([True, False] if args.scratch else [True])
                 for init, (fraction, factor) in itertools.product(inits, label_points):
-                    emit(run_one(ctx, variant, seed, name, init, args.device, fraction, factor))
+                    emit(run_one(ctx, variant, seed, name, init, args.device, fraction, factor,
+                                 args.precision))
     return 0
 
 
