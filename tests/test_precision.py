@@ -93,14 +93,14 @@ def test_a_bf16_head_is_deterministic_and_scores_like_the_fp32_one(head):
     fits = {p: [fit_head(head, x[:400], y[:400], HeadConfig(epochs=4, precision=p, device="cpu"))
                 for _ in range(2 if p == "bf16" else 1)] for p in ("fp32", "bf16")}
     assert type(fits["bf16"][0].model.experts if head == "moe" else fits["bf16"][0].model.fc) is Bf16Linear
-    fp32, bf16, again = predict(fits["fp32"][0], x[400:]), predict(fits["bf16"][0], x[400:]), predict(fits["bf16"][1], x[400:])
+    fp32, bf16, again = (predict(fits[p][i], x[400:]) for p, i in (("fp32", 0), ("bf16", 0), ("bf16", 1)))
     np.testing.assert_array_equal(bf16, again)
     assert np.abs(bf16 - fp32).max() < 0.05
     accuracy = {k: (v.argmax(1) == labels[400:]).mean() for k, v in {"fp32": fp32, "bf16": bf16}.items()}
     assert accuracy["bf16"] > 0.9 and abs(accuracy["bf16"] - accuracy["fp32"]) <= 0.01
 
 
-def test_run_records_the_resolved_precision_and_passes_it_to_every_head():
+def test_run_passes_its_precision_to_every_head():
     config = pipeline.RunConfig(precision="bf16")
     assert pipeline.head_config(config, "raw", "moe", seed=0, device="cpu").precision == "bf16"
     assert pipeline.head_config(pipeline.RunConfig(), "sgc", "logistic", 0, "cpu").precision == "auto"

@@ -67,7 +67,7 @@ from torch.nn import functional as F
 
 from vidsage_core import paths
 from vidsage_core.model import AGGREGATIONS, build_model, encode_subgraph, whole_graph_args
-from vidsage_core.precision import PRECISIONS, resolve_precision, use_bf16_products
+from vidsage_core.precision import check_precision, resolve_precision, use_bf16_products
 from vidsage_core.train import (TrainConfig, atomic_save, mix_seed, sample_subgraph, StopRequest, lr_factor,
                                 MODEL, CHECKPOINT)
 from vidsage_core.utils import resolve_device, save_json, seed_everything
@@ -141,8 +141,7 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         if self.aggr not in AGGREGATIONS:
             raise ValueError(f"FinetuneConfig.aggr={self.aggr!r}: expected one of {AGGREGATIONS}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"FinetuneConfig.precision={self.precision!r}: expected one of {PRECISIONS}")
+        check_precision(self.precision, "FinetuneConfig.precision")
         if self.full_graph not in (True, False, "auto"):
             raise ValueError(f"FinetuneConfig.full_graph={self.full_graph!r}: expected True, False or 'auto'")
         for name in ("epochs", "batch_size", "checkpoint_every"):
@@ -438,7 +437,8 @@ def finetune(x_trainval: np.ndarray, graph, y_trainval: Any, labelled: np.ndarra
         y_val = _labels(val[1], len(x_val), "val labels")
         val_edges = scorer.edges(x_val, attach.get("objects_val"))
 
-    resolved = dict(device=device, precision=precision, full_graph=full, init=None if init is None else paths.relative(str(init)),
+    resolved = dict(device=device, precision=precision, full_graph=full,
+                    init=None if init is None else paths.relative(str(init)),
                     encoder_kwargs=enc_kwargs, num_nodes=n, num_edges=int(graph.edge_index.shape[1]),
                     num_labelled=int(labelled.size), num_classes_modelled=int(classes.size),
                     steps_per_epoch=steps_per_epoch, total_steps=total_steps,

@@ -43,7 +43,7 @@ from vidsage_core import paths
 from vidsage_core.embed import embed
 from vidsage_core.infer import InductiveEmbedder
 from vidsage_core.metrics import all_metrics
-from vidsage_core.precision import PRECISIONS, resolve_precision
+from vidsage_core.precision import PRECISIONS, check_precision, resolve_precision
 from vidsage_core.train import TrainConfig, TrainResult, train
 from vidsage_core.utils import load_json, resolve_device, save_json, to_jsonable
 from vidsage_core.workers import run_units, threads_per_worker
@@ -498,8 +498,7 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
     """
     if config.protocol not in PROTOCOLS:
         raise ValueError(f"RunConfig.protocol={config.protocol!r}: expected one of {PROTOCOLS}")
-    if config.precision not in PRECISIONS:
-        raise ValueError(f"RunConfig.precision={config.precision!r}: expected one of {PRECISIONS}")
+    check_precision(config.precision, "RunConfig.precision")  # before any data is read
     unknown = set(config.finetune_ablations) - set(FINETUNE_ABLATIONS)
     if unknown:
         raise ValueError(f"RunConfig.finetune_ablations: unknown {sorted(unknown)}; expected "

@@ -13,13 +13,13 @@ op stay fp32.
 Measured on the validation bucket (train on md5 buckets 2-4, 8,383 videos; score the 2,798 of
 bucket 1; the test bucket not looked at; one thread, idle machine), fp32 -> bf16 products:
 
-====================================================  ================  ===========
-what                                                  val GAP           seconds
-====================================================  ================  ===========
-logistic head on raw x (lr 6e-2, 3 epochs)            0.63399 -> 0.63400   6.5 -> 3.1
-MoE head (2 experts) on raw x (lr 6e-2, 3 epochs)     0.64139 -> 0.64172  33.2 -> 20.5
-LiteVidSage fine-tuning (FinetuneConfig(), seed 0)    0.64174 -> 0.64174  31.6 -> 21.3
-====================================================  ================  ===========
+==================================================  ==================  ============
+what                                                val GAP             seconds
+==================================================  ==================  ============
+logistic head on raw x (lr 6e-2, 3 epochs)          0.63399 -> 0.63400  6.5 -> 3.1
+MoE head (2 experts) on raw x (lr 6e-2, 3 epochs)   0.64139 -> 0.64172  33.2 -> 20.5
+LiteVidSage fine-tuning (FinetuneConfig(), seed 0)  0.64174 -> 0.64174  31.6 -> 21.3
+==================================================  ==================  ============
 
 so ``RunConfig.precision = "auto"`` uses them wherever the CPU has native bf16. A CPU without it
 would emulate bf16 products, slower than fp32, so "auto" keeps fp32 there (and on CUDA, where
@@ -34,7 +34,8 @@ from torch import Tensor, nn
 
 PRECISIONS = ("fp32", "bf16", "auto")
 
-__all__ = ["PRECISIONS", "Bf16Linear", "cpu_has_native_bf16", "resolve_precision", "use_bf16_products"]
+__all__ = ["PRECISIONS", "Bf16Linear", "check_precision", "cpu_has_native_bf16", "resolve_precision",
+           "use_bf16_products"]
 
 
 def cpu_has_native_bf16() -> bool:
@@ -44,14 +45,19 @@ def cpu_has_native_bf16() -> bool:
     return any(check is not None and bool(check()) for check in checks)
 
 
+def check_precision(precision: str, what: str = "precision") -> None:
+    """Raise ValueError naming ``what`` (e.g. ``"RunConfig.precision"``) unless ``precision`` is one of PRECISIONS."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"{what}={precision!r}: expected one of {PRECISIONS}")
+
+
 def resolve_precision(precision: str, device: str) -> str:
     """``"fp32"`` or ``"bf16"``: what ``precision`` means on ``device`` (a resolved device name).
 
     ``"auto"`` is bf16 on a CPU with native bf16 products, fp32 elsewhere; ``"bf16"`` is bf16
     wherever it is asked for.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r}: expected one of {PRECISIONS}")
+    check_precision(precision)
     if precision == "auto":
         return "bf16" if device == "cpu" and cpu_has_native_bf16() else "fp32"
     return precision
