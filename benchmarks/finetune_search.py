@@ -64,6 +64,11 @@ CONFIGS: dict[str, dict] = {
     "noweights": {"edge_weights": False},
     "ep10": {"epochs": 10},
     "sampled": {"full_graph": False},
+    # Seventh round (with --precision auto): YouTube-8M's MoE as the classification layer, the
+    # head of the strongest baselines (raw MoE, C&S-MoE), at three head learning rates.
+    "moe": {"classifier": "moe"},
+    "moe-hlr6e-2": {"classifier": "moe", "head_lr": 6e-2},
+    "moe-hlr2e-1": {"classifier": "moe", "head_lr": 2e-1},
 }
 
 

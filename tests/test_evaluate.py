@@ -104,6 +104,23 @@ def test_moe_forward_hand_worked() -> None:
     assert float(moe.loss(torch.zeros(1, 4), y).detach()) == pytest.approx(expected, rel=1e-5)
 
 
+def test_moe_probabilities_match_the_per_class_definition() -> None:
+    # Random logits in YouTube-8M's layout (class c's gates at c*(m+1) + j, its experts at
+    # c*m + j): p_c = sum_{j<m} softmax(g_c)_j * sigmoid(e_cj), the softmax over m + 1 gates.
+    rng = np.random.default_rng(0)
+    b, c, m = 4, 5, 2
+    g = rng.normal(scale=3, size=(b, c * (m + 1)))
+    e = rng.normal(scale=3, size=(b, c * m))
+    want = np.zeros((b, c))
+    for v in range(b):
+        for k in range(c):
+            w = np.exp(g[v, k * (m + 1):(k + 1) * (m + 1)])
+            w /= w.sum()
+            want[v, k] = sum(w[j] / (1 + np.exp(-e[v, k * m + j])) for j in range(m))
+    got = E.moe_probabilities(torch.tensor(g, dtype=torch.float32), torch.tensor(e, dtype=torch.float32), m)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.parametrize("name", E.HEADS)
 def test_video_heads_learn_and_predict_shapes(name: str) -> None:
     x, y = synthetic_video_level()

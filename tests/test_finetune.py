@@ -115,11 +115,12 @@ def test_labels_outside_labelled_are_never_read(tmp_path):
     assert [h["loss"] for h in a.history] != [h["loss"] for h in c.history]
 
 
-@pytest.mark.parametrize("full_graph", [True, False])
-def test_interrupt_and_resume_gives_identical_weights(tmp_path, full_graph):
+@pytest.mark.parametrize("full_graph, classifier", [(True, "logistic"), (False, "logistic"), (True, "moe")])
+def test_interrupt_and_resume_gives_identical_weights(tmp_path, full_graph, classifier):
     x_tr, graph, y_tr, labelled, x_te, y_te, attach = _world()
     # Dropout on (the global RNG must be restored) and, for full_graph=False, sampled neighbours.
-    cfg = _config(epochs=3, dropout=0.3, full_graph=full_graph, fanouts=(4, 3), checkpoint_every=100)
+    cfg = _config(epochs=3, dropout=0.3, full_graph=full_graph, fanouts=(4, 3), checkpoint_every=100,
+                  classifier=classifier)
     ref = finetune(x_tr, graph, y_tr, labelled, x_te, attach, cfg, tmp_path / "ref", None, progress=False)
 
     def stop_at_7(step, loss, model):
@@ -210,3 +211,58 @@ def test_skip_logits_are_one_linear_layer_on_z_and_x():
     w_grad = torch.cat([model.classifier.weight.grad, model.classifier_x.weight.grad], 1)
     torch.testing.assert_close(w_grad, whole_layer.weight.grad, rtol=1e-6, atol=1e-5)
     torch.testing.assert_close(model.classifier.bias.grad, whole_layer.bias.grad, rtol=1e-6, atol=1e-5)
+
+
+def test_moe_layer_is_youtube8m_moe_on_z_and_x_by_hand():
+    # The MoE classification layer on [z ‖ x], held as blocks, against YouTube-8M's MoeModel
+    # written out per video, class and expert: p = sum_j softmax(g)_j * sigmoid(e_j), where the
+    # softmax runs over the m experts and a dummy one, and its loss is the starter code's
+    # CrossEntropyLoss on probabilities (epsilon 1e-5).
+    from vidsage_core.finetune import FinetuneModel
+
+    torch.manual_seed(0)
+    c, m = 3, 2
+    prior = np.array([0.1, 0.3, 0.6])
+    model = FinetuneModel(nn.Identity(), in_dim=5, out_dim=4, prior=prior, skip=True, classifier="moe",
+                          num_mixtures=m)
+    assert model.gate.bias is None and model.gate_x.bias is None and model.experts_x.bias is None
+    np.testing.assert_allclose(model.experts.bias.detach().numpy(), np.repeat(np.log(prior / (1 - prior)), m),
+                               rtol=1e-6)
+    z, x = torch.randn(2, 4), torch.randn(2, 5)
+    y = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
+    got = model.probabilities(z, x).detach().numpy().astype(np.float64)
+    zx = torch.cat([z, x], 1).numpy().astype(np.float64)
+    w_gate = torch.cat([model.gate.weight, model.gate_x.weight], 1).detach().numpy().astype(np.float64)
+    w_exp = torch.cat([model.experts.weight, model.experts_x.weight], 1).detach().numpy().astype(np.float64)
+    b_exp = model.experts.bias.detach().numpy().astype(np.float64)
+    want = np.zeros((2, c))
+    for v in range(2):
+        for k in range(c):
+            g = np.array([w_gate[k * (m + 1) + j] @ zx[v] for j in range(m + 1)])
+            g = np.exp(g - g.max()) / np.exp(g - g.max()).sum()
+            for j in range(m):
+                e = w_exp[k * m + j] @ zx[v] + b_exp[k * m + j]
+                want[v, k] += g[j] / (1 + np.exp(-e))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    y64 = y.numpy()
+    want_loss = -np.mean(np.sum(y64 * np.log(want + 1e-5) + (1 - y64) * np.log(1 - want + 1e-5), 1))
+    assert float(model.loss(z, x, y).detach()) == pytest.approx(want_loss, rel=1e-5)
+    with pytest.raises(TypeError, match="MoE"):
+        model.logits(z, x)
+    with pytest.raises(ValueError, match="classifier"):
+        FinetuneConfig(classifier="svm")
+
+
+def test_moe_layer_fine_tunes_the_graph_like_the_logistic_layer(tmp_path):
+    """The MoE layer reads the same messages: on the neighbours-only world it learns the classes
+    that features alone cannot give, and its run is a pure function of the seed."""
+    x_tr, graph, y_tr, labelled, x_te, y_te, attach = _world()
+    cfg = _config(classifier="moe")
+    a = finetune(x_tr, graph, y_tr, labelled, x_te, attach, cfg, tmp_path / "a", None, progress=False)
+    logistic_on_x = evaluate_head("logistic", x_tr[labelled], y_tr[labelled], x_te, y_te,
+                                  HeadConfig(epochs=30, device="cpu"))["gap"]
+    assert gap(a.scores_test, y_te) > 0.95 > logistic_on_x + 0.3
+    b = finetune(x_tr, graph, y_tr, labelled, x_te, attach, cfg, tmp_path / "b", None, progress=False)
+    np.testing.assert_array_equal(a.scores_test, b.scores_test)
+    saved = torch.load(tmp_path / "a" / "model.pt", weights_only=True)
+    assert saved["classifier"] == "moe" and saved["num_mixtures"] == 2

@@ -278,7 +278,13 @@ def test_protocol_both_writes_probe_finetune_ablation_and_baseline_rows(both_run
     for v in ("litevidsage", "vidsage"):  # the ablations: all labels only
         assert (f"{v}-finetune-random-init", "finetune", 1.0, "random", "default") in key
         assert (f"{v}-finetune-paper-exact", "finetune", 1.0, "unsupervised", "paper-exact") in key
+        assert (f"{v}-finetune-moe", "finetune", 1.0, "unsupervised", "moe-layer") in key
     assert {r["label_fraction"] for r in rows if "random-init" in r["method"]} == {1.0}
+    # The MoE-layer rows carry the head they were fine-tuned with; every other fine-tuning, logistic.
+    assert {r["head"] for r in rows if r["protocol"] == "finetune" and r["preset"] == "moe-layer"} == {"moe"}
+    assert {r["head"] for r in rows if r["protocol"] == "finetune" and r["preset"] != "moe-layer"} == {"logistic"}
+    saved = load_json(pipeline.Path(config.out) / "vidsage" / "seed0" / "finetune-moe-layer" / "config.json")
+    assert saved["config"]["classifier"] == "moe"
     prov = metrics["provenance"]
     n = prov["split"]["train"] + prov["split"]["val"]
     assert prov["num_labelled"] == {"0.5": round(n / 2), "1.0": n}
@@ -324,6 +330,14 @@ def test_run_refuses_an_unknown_protocol(tmp_path):
     with pytest.raises(ValueError, match="protocol='linear'"):
         pipeline.run(pipeline.RunConfig(out=str(tmp_path), protocol="linear"), videos=videos,
                      progress=False)
+
+
+@pytest.mark.parametrize("fields, message", [({"finetune_ablations": ("moe",)}, "unknown \\['moe'\\]"),
+                                             ({"moe_layer_variants": ("raw",)}, "moe_layer_variants")])
+def test_run_refuses_unknown_ablations_and_moe_layer_variants(tmp_path, fields, message):
+    videos = make_synthetic(40, num_classes=4, seed=0)
+    with pytest.raises(ValueError, match=message):
+        pipeline.run(pipeline.RunConfig(out=str(tmp_path), **fields), videos=videos, progress=False)
 
 
 def test_worker_processes_give_the_rows_of_one_process(both_run, tmp_path):

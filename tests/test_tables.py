@@ -332,7 +332,9 @@ def protocol_run(tmp_path):
         rows += [_proto(_row("lite", "logistic", seed, 0.29), "finetune", 1.0, "random", "default",
                         "litevidsage-finetune-random-init"),
                  _proto(_row("lite", "logistic", seed, 0.35), "finetune", 1.0, "unsupervised",
-                        "paper-exact", "litevidsage-finetune-paper-exact")]
+                        "paper-exact", "litevidsage-finetune-paper-exact"),
+                 _proto(_row("lite", "moe", seed, 0.355), "finetune", 1.0, "unsupervised",
+                        "moe-layer", "litevidsage-finetune-moe")]
     path = _write_run(tmp_path / "both", rows)
     prov = json.loads((path / "metrics.json").read_text())
     prov["provenance"].update(num_labelled={"0.1": 8, "1.0": 80}, label_fractions=[0.1, 1.0],
@@ -352,6 +354,11 @@ def test_table2_puts_the_paper_beside_the_fine_tuned_rows_and_lists_ablations_an
     assert paper_exact[f"{stem} mean"] == pytest.approx(35.1) and paper_exact["paper mAP"] == 33.1
     random_init = lite.loc[("LiteVidSage (Ours), random init (no pre-training)", "fine-tuned (paper §4.2)")]
     assert random_init[f"{stem} mean"] == pytest.approx(29.1) and math.isnan(random_init["paper mAP"])
+    moe_layer = lite.loc[("LiteVidSage (Ours), MoE classification layer", "fine-tuned (paper §4.2)")]
+    assert moe_layer[f"{stem} mean"] == pytest.approx(35.6) and math.isnan(moe_layer["paper mAP"])
+    assert moe_layer["head"] == "moe" and "head for head" in moe_layer["note"]
+    # Only the variants that ran it get the row (the artifact runs it for VidSage alone).
+    assert not df["method"].str.startswith("VidSage (Ours), MoE classification layer").any()
     probe = lite.loc[("LiteVidSage (Ours)", "linear probe (frozen embeddings)")]
     assert probe[f"{stem} mean"] == pytest.approx(28.1) and math.isnan(probe["paper mAP"])
     assert probe["n seeds"] == 3  # the 0.1-fraction rows are not mixed in

@@ -297,12 +297,31 @@ def _strongest_baseline_sentence(rows: Sequence[Mapping[str, Any]], metric: str)
             f"{score(base[0], metric)}, {sentence}")
 
 
+def _same_head_sentences(rows: Sequence[Mapping[str, Any]], metric: str) -> list[str]:
+    """Per head the GNN rows use, the best GNN row against the best baseline with that head: the
+    comparison at equal head (a MoE head alone beats a logistic one on raw features)."""
+    out = []
+    gnn_heads = {r.get("head") for r in rows if r.get("variant") in GNN_VARIANTS}
+    for head in [h for h in _HEAD_NAME if h in gnn_heads]:
+        gnn = _best([r for r in rows if r.get("variant") in GNN_VARIANTS and r.get("head") == head], metric)
+        base = _best([r for r in rows if r.get("variant") not in GNN_VARIANTS and r.get("head") == head], metric)
+        if gnn and base:
+            out.append(f"With the same head ({_HEAD_NAME[head]}), "
+                       + _difference_sentence(f"the best GNN row, {method_label(gnn[0][0])} at "
+                                              f"{score(gnn[0], metric)},", gnn[0],
+                                              f"the best baseline, {method_label(base[0][0])} at "
+                                              f"{score(base[0], metric)}", base[0], metric))
+    return out
+
+
 def _baseline_and_protocol_sentences(rows: Sequence[Mapping[str, Any]], metric: str) -> list[str]:
     """What notebooks 03 and 05 both say after the GNN rows: each baseline against raw logistic,
-    the best GNN row against the strongest baseline, the fine-tuning comparisons, which protocol
-    each row used and the label-efficiency verdict."""
+    the best GNN row against the strongest baseline and against the best baseline with its
+    head, the fine-tuning comparisons, which protocol each row used and the label-efficiency
+    verdict."""
     out = _baseline_sentences(rows, metric)
     out += [s for s in (_strongest_baseline_sentence(rows, metric),) if s]
+    out += _same_head_sentences(rows, metric)
     out += _finetune_sentences(rows, metric)
     out += [s for s in (_protocol_sentence(rows), _label_efficiency_sentence(rows, metric)) if s]
     return out

@@ -517,6 +517,14 @@ def table2(run_dir: str | Path, frame_run_dir: str | Path | None = None,
                           notes=exact_notes + ([f"from the separate run {Path(paper_exact_run_dir).name}"]
                                                if separate else []),
                           source_rows=rows + exact_rows if separate else None, variants=(variant,))
+    moe_layer_where = {**FINETUNED, "preset": "moe-layer"}
+    moe_layer_variants = [v for v in ("lite", "vidsage")
+                          if any(r.get("variant") == v and _matches(r, moe_layer_where) for r in rows)]
+    if moe_layer_variants:  # only the variants the run fine-tuned with it (RunConfig.moe_layer_variants)
+        table += gnn_rows(moe_layer_where, PROTOCOL_LABEL["finetune"], ", MoE classification layer",
+                          paper=False, variants=tuple(moe_layer_variants),
+                          notes=["beyond the paper: the same fine-tuning with YouTube-8M's MoE (2 experts) "
+                                 "as the classification layer, head for head with the raw MoE and C&S-MoE rows"])
     table += gnn_rows({**FINETUNED, "init": "random"}, PROTOCOL_LABEL["finetune"],
                       ", random init (no pre-training)", paper=False,
                       notes=["ablation: same network and fine-tuning, no unsupervised stage"])
