@@ -16,7 +16,8 @@ Video-level heads (:data:`HEADS`), inputs ``X`` float32 ``[N, D]``:
   usual linear SVM.
 * ``moe`` -- YouTube-8M's ``MoeModel``: per class a softmax gate over ``num_mixtures + 1``
   experts, the last a dummy that always says 0, and sigmoid experts;
-  ``p = sum_m gate_m * sigmoid(expert_m)``.
+  ``p = sum_m gate_m * sigmoid(expert_m)`` (:func:`moe_probabilities`, which the fine-tuning
+  protocol's MoE classification layer shares).
 
 Frame-level heads (:data:`FRAME_HEADS`), inputs :class:`FrameInput` (or any object with
 ``frames`` float16 ``[N, F, 1152]`` and ``num_frames`` ``[N]``, e.g. a ``VideoSet`` read with

@@ -7,7 +7,8 @@ checkpoint written by :func:`vidsage_core.train.train` (``<out>/<variant>/seed<k
 1. the encoder is rebuilt from the checkpoint (``init``), or built with random weights and the
    same architecture (``init=None``: the "no unsupervised stage" ablation);
 2. a classification layer is put on its output: YouTube-8M's logistic model (linear + sigmoid,
-   binary cross-entropy summed over classes), optionally on ``[z ‖ x]`` (``skip``);
+   binary cross-entropy summed over classes; the paper's), or its MoeModel (``classifier="moe"``,
+   beyond the paper: the raw MoE and C&S-MoE baselines' head), optionally on ``[z ‖ x]`` (``skip``);
 3. the whole network is trained end to end on the labelled train+val videos with the
    pre-training sampler (25/10 fan-outs, 512 seed videos per step, drawn from ``labelled``) and
    schedule (linear warm-up, cosine decay), or, on small graphs, with whole-graph message passing
