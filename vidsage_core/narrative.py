@@ -299,13 +299,17 @@ def _strongest_baseline_sentence(rows: Sequence[Mapping[str, Any]], metric: str)
 
 def _same_head_sentences(rows: Sequence[Mapping[str, Any]], metric: str) -> list[str]:
     """Per head the GNN rows use, the best GNN row against the best baseline with that head: the
-    comparison at equal head (a MoE head alone beats a logistic one on raw features)."""
+    comparison at equal head (a MoE head alone beats a logistic one on raw features). A pair that
+    is already the strongest-baseline comparison is not said twice."""
     out = []
+    best_gnn = _best([r for r in rows if r.get("variant") in GNN_VARIANTS], metric)
+    best_base = _best([r for r in rows if r.get("variant") not in GNN_VARIANTS], metric)
+    strongest_keys = [_key(b[0][0]) if b else None for b in (best_gnn, best_base)]
     gnn_heads = {r.get("head") for r in rows if r.get("variant") in GNN_VARIANTS}
     for head in [h for h in _HEAD_NAME if h in gnn_heads]:
         gnn = _best([r for r in rows if r.get("variant") in GNN_VARIANTS and r.get("head") == head], metric)
         base = _best([r for r in rows if r.get("variant") not in GNN_VARIANTS and r.get("head") == head], metric)
-        if gnn and base:
+        if gnn and base and [_key(gnn[0][0]), _key(base[0][0])] != strongest_keys:
             out.append(f"With the same head ({_HEAD_NAME[head]}), "
                        + _difference_sentence(f"the best GNN row, {method_label(gnn[0][0])} at "
                                               f"{score(gnn[0], metric)},", gnn[0],
