@@ -67,7 +67,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from vidsage_core import paths
-from vidsage_core.evaluate import moe_probabilities, prior_logit, yt8m_cross_entropy
+from vidsage_core.evaluate import HeadConfig, moe_probabilities, prior_logit, yt8m_cross_entropy
 from vidsage_core.model import AGGREGATIONS, build_model, encode_subgraph, whole_graph_args
 from vidsage_core.precision import check_precision, resolve_precision, use_bf16_products
 from vidsage_core.train import (TrainConfig, atomic_save, mix_seed, sample_subgraph, StopRequest, lr_factor,
@@ -122,7 +122,7 @@ class FinetuneConfig:
     # C&S-MoE baselines) with num_mixtures experts per class. Val GAP logistic vs MoE:
     # LiteVidSage 0.6421 vs 0.6462, VidSage 0.6435 vs 0.6465, at ~2x the time (seventh round).
     classifier: str = "logistic"
-    num_mixtures: int = 2
+    num_mixtures: int = HeadConfig.num_mixtures  # the MoE baselines' experts per class: head for head
     # Encoder width; must match the checkpoint's when init is given ("same network" for the
     # random-init ablation). None: the input width d (the paper's W in R^{d x d}, d = 1152).
     hidden_dim: int | None = _PRETRAIN.hidden_dim

@@ -285,10 +285,17 @@ def _baseline_sentences(rows: Sequence[Mapping[str, Any]], metric: str) -> list[
     return out
 
 
+def _best_pair(rows: Sequence[Mapping[str, Any]], metric: str, head: str | None = None) -> tuple:
+    """``(best GNN group, best baseline group)`` at label fraction 1 (each as :func:`_best`
+    returns it, or None), among the rows with ``head`` when one is given."""
+    rows = [r for r in rows if head is None or r.get("head") == head]
+    return (_best([r for r in rows if r.get("variant") in GNN_VARIANTS], metric),
+            _best([r for r in rows if r.get("variant") not in GNN_VARIANTS], metric))
+
+
 def _strongest_baseline_sentence(rows: Sequence[Mapping[str, Any]], metric: str) -> str:
     """The best GNN row at label fraction 1 against the best non-GNN row: not only a weak baseline."""
-    gnn = _best([r for r in rows if r.get("variant") in GNN_VARIANTS], metric)
-    base = _best([r for r in rows if r.get("variant") not in GNN_VARIANTS], metric)
+    gnn, base = _best_pair(rows, metric)
     if not gnn or not base:
         return ""
     sentence = _difference_sentence(f"the best GNN row, {method_label(gnn[0][0])},", gnn[0], "it",
@@ -301,15 +308,15 @@ def _same_head_sentences(rows: Sequence[Mapping[str, Any]], metric: str) -> list
     """Per head the GNN rows use, the best GNN row against the best baseline with that head: the
     comparison at equal head (a MoE head alone beats a logistic one on raw features). A pair that
     is already the strongest-baseline comparison is not said twice."""
+    def keys(pair: tuple) -> list:
+        return [_key(best[0][0]) if best else None for best in pair]
+
     out = []
-    best_gnn = _best([r for r in rows if r.get("variant") in GNN_VARIANTS], metric)
-    best_base = _best([r for r in rows if r.get("variant") not in GNN_VARIANTS], metric)
-    strongest_keys = [_key(b[0][0]) if b else None for b in (best_gnn, best_base)]
+    strongest = keys(_best_pair(rows, metric))
     gnn_heads = {r.get("head") for r in rows if r.get("variant") in GNN_VARIANTS}
     for head in [h for h in _HEAD_NAME if h in gnn_heads]:
-        gnn = _best([r for r in rows if r.get("variant") in GNN_VARIANTS and r.get("head") == head], metric)
-        base = _best([r for r in rows if r.get("variant") not in GNN_VARIANTS and r.get("head") == head], metric)
-        if gnn and base and [_key(gnn[0][0]), _key(base[0][0])] != strongest_keys:
+        gnn, base = pair = _best_pair(rows, metric, head)
+        if gnn and base and keys(pair) != strongest:
             out.append(f"With the same head ({_HEAD_NAME[head]}), "
                        + _difference_sentence(f"the best GNN row, {method_label(gnn[0][0])} at "
                                               f"{score(gnn[0], metric)},", gnn[0],

@@ -52,6 +52,8 @@ OBJECT_SOURCE = "object_source.json"  # beside object_source.npz (its fitted arr
 VARIANT_METHOD = {"raw": "raw", "frame": "frame", "sgc": "sgc", "sign": "sign", "cs": "cs",
                   "lp": "labelprop", "lite": "litevidsage", "vidsage": "vidsage",
                   "lite+raw": "litevidsage+raw", "vidsage+raw": "vidsage+raw"}
+#: The GNN variants (graphs) a run can train: LiteVidSage's kNN graph and VidSage's object graph.
+GRAPH_VARIANTS = ("lite", "vidsage")
 PROTOCOLS = ("probe", "finetune", "both")
 #: Fine-tuning ablations: "random-init" (the same network trained from random weights, no
 #: unsupervised stage), "paper-exact" (finetune.paper_config on an encoder pre-trained with
@@ -99,7 +101,7 @@ class RunConfig:
     out: str = str(paths.RUNS / "yt8m")
     dataset: str = "youtube8m-2018-sample"  # provenance label in tables
     level: str = "video"  # "video" or "frame" TFRecords
-    variants: tuple[str, ...] = ("lite", "vidsage")
+    variants: tuple[str, ...] = GRAPH_VARIANTS
     # Object source for the VidSage graph. The shared YouTube-8M shards have no pixels and no
     # detections, so the default is a named proxy: k-means concepts over 8 sub-spaces of the
     # rgb+audio features (on validation its Jaccard edges beat audio-only concepts: homophily
@@ -162,7 +164,7 @@ class RunConfig:
     finetune_ablations: tuple[str, ...] = FINETUNE_ABLATIONS
     # Variants the "moe-layer" ablation runs for. A MoE layer costs ~2x a logistic one per
     # fine-tuning (5x the classification layer's outputs); the artifact runs it for VidSage only.
-    moe_layer_variants: tuple[str, ...] = ("lite", "vidsage")
+    moe_layer_variants: tuple[str, ...] = GRAPH_VARIANTS
     on_error: str = "skip"  # bad records are skipped and reported in provenance
     # False: train and embed only (no heads, no retrieval scores), e.g. for data without labels;
     # with labels on only some videos, the scores use the labelled ones (counted in provenance).
@@ -507,9 +509,9 @@ def run(config: RunConfig = RunConfig(), videos=None, split=None, progress: bool
     if unknown:
         raise ValueError(f"RunConfig.finetune_ablations: unknown {sorted(unknown)}; expected "
                          f"some of {FINETUNE_ABLATIONS}")
-    if not set(config.moe_layer_variants) <= {"lite", "vidsage"}:
+    if not set(config.moe_layer_variants) <= set(GRAPH_VARIANTS):
         raise ValueError(f"RunConfig.moe_layer_variants={config.moe_layer_variants!r}: expected "
-                         "some of ('lite', 'vidsage')")
+                         f"some of {GRAPH_VARIANTS}")
     fractions = tuple(sorted({float(f) for f in config.label_fractions}))
     if not fractions:
         raise ValueError("RunConfig.label_fractions is empty; give at least 1.0")
@@ -1110,7 +1112,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         default=list(d.finetune_ablations),
                         help="ablation rows of the finetune protocol, at all labels (none: give the flag "
                              "alone; default: %(default)s)")
-    parser.add_argument("--moe-layer-variants", nargs="+", choices=("lite", "vidsage"),
+    parser.add_argument("--moe-layer-variants", nargs="+", choices=GRAPH_VARIANTS,
                         default=list(d.moe_layer_variants),
                         help="variants the moe-layer ablation fine-tunes (default: %(default)s)")
     parser.add_argument("--label-fractions", type=float, nargs="+", default=list(d.label_fractions),
@@ -1147,7 +1149,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    variants = {"all": ("lite", "vidsage"), "none": ()}.get(args.variant, (args.variant,))
+    variants = {"all": GRAPH_VARIANTS, "none": ()}.get(args.variant, (args.variant,))
     if "vidsage" in variants:  # fail before reading any data
         from vidsage_core.objects import get_object_source
 
